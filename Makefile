@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both bootstrap .venv with the system's python3 (>= 3.11) when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint typecheck unit clean
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing Debian's python3-venv"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m notebookswarm demo
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check notebookswarm tests bench
+	$(VENV)/bin/ruff format --check notebookswarm tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed-test
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

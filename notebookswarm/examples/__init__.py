@@ -1,0 +1,1 @@
+"""Example user files shipped with notebookswarm."""

@@ -1,0 +1,189 @@
+"""HTTP users: ``HttpUser`` with a ``requests.Session`` client, and what both clients share.
+
+Every request is timed from just before it is sent to when its body has been read, and
+recorded under ``(method, name)`` where ``name`` defaults to the URL as written in the
+task. A request fails when it raises (connection refused, timeout, ...) or when the
+status is 4xx/5xx; the error text names the cause ("ConnectionRefusedError: [Errno 111]
+Connection refused", "HTTP 503 Service Unavailable"). With ``catch_response=True`` the
+task decides: ``response.success()`` or ``response.failure(msg)`` inside a ``with``
+block. Nothing a target does raises out of a request into the user's task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from notebookswarm.errors import ConfigError
+from notebookswarm.user import Locust, Recorder, User, UserContext
+
+#: Seconds a request may take before it fails with a timeout. requests has no default,
+#: and a user stuck forever on a stalled target would hide that stall from the stats.
+DEFAULT_TIMEOUT = 60.0
+
+
+def describe_exception(exc: BaseException) -> str:
+    """Return "Type: message" of the innermost cause, e.g. the ConnectionRefusedError."""
+    seen: set[int] = set()
+    inner = exc
+    while id(inner) not in seen:
+        seen.add(id(inner))
+        reason = getattr(inner, "reason", None)
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None and isinstance(reason, BaseException):
+            nxt = reason
+        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
+            nxt = inner.args[0]
+        if nxt is None:
+            break
+        inner = nxt
+    return f"{type(inner).__name__}: {inner}"
+
+
+def describe_status(status: int, reason: str | None = None) -> str | None:
+    """Return "HTTP 503 Service Unavailable" for a 4xx/5xx status, else None."""
+    if status < 400:
+        return None
+    if not reason:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    return f"HTTP {status} {reason}".rstrip()
+
+
+def join_url(base_url: str, url: str) -> str:
+    """Return ``url`` if absolute, else ``base_url`` and ``url`` joined by exactly one slash."""
+    if "://" in url:
+        return url
+    if not url:
+        return base_url
+    if url.startswith("/"):
+        return base_url.rstrip("/") + url
+    return base_url.rstrip("/") + "/" + url
+
+
+class CatchResponse:
+    """The response of a ``catch_response=True`` request: mark it, then leave the block.
+
+    Attribute access falls through to the real response (``status_code``, ``text``,
+    ``json()``...). Unmarked, it counts as the status says. Leaving the block records it
+    exactly once; an exception inside the block propagates, and the request is recorded
+    as failed with that exception's text.
+    """
+
+    def __init__(self, response: Any, error: str | None, record: Callable[[str | None], None]):
+        self._response = response
+        self._error = error
+        self._record = record
+        self._done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+    def __enter__(self) -> CatchResponse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._done:
+            return
+        if exc is not None and isinstance(exc, Exception):
+            self._error = f"{type(exc).__name__}: {exc}"
+        self._done = True
+        self._record(self._error)
+
+    def success(self) -> None:
+        """Count this request as a success, whatever its status."""
+        self._error = None
+
+    def failure(self, message: str | BaseException) -> None:
+        """Count this request as a failure with ``message`` as its error."""
+        if isinstance(message, BaseException):
+            message = f"{type(message).__name__}: {message}"
+        self._error = str(message)
+
+
+class _FailedResponse(requests.Response):
+    """Stands in for a response when the request raised; ``status_code`` is 0."""
+
+    def __init__(self, exc: BaseException, url: str) -> None:
+        super().__init__()
+        self.status_code = 0
+        self.error = exc
+        self.url = url
+        self._content = b""
+
+
+class HttpSession(requests.Session):
+    """A ``requests.Session`` that times and records every request; paths join ``base_url``."""
+
+    def __init__(self, base_url: str, recorder: Recorder, timeout: float = DEFAULT_TIMEOUT):
+        super().__init__()
+        self.base_url = base_url
+        self.recorder = recorder
+        self.timeout = timeout
+
+    def request(  # type: ignore[override]  # adds name= and catch_response=
+        self,
+        method: str,
+        url: str,
+        *args: Any,
+        name: str | None = None,
+        catch_response: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Send a request and record it; see the module docstring for what fails."""
+        method = method.upper()
+        full_url = join_url(self.base_url, url)
+        kwargs.setdefault("timeout", self.timeout)
+        start = time.perf_counter_ns()
+        response: requests.Response
+        try:
+            response = super().request(method, full_url, *args, **kwargs)
+            error = describe_status(response.status_code, response.reason)
+            nbytes = len(response.content)
+        except requests.RequestException as exc:
+            response = _FailedResponse(exc, full_url)
+            error = describe_exception(exc)
+            nbytes = 0
+        latency = time.perf_counter_ns() - start
+        label = name if name is not None else url
+
+        def record(final_error: str | None) -> None:
+            self.recorder.record_request(method, label, latency, nbytes, final_error)
+
+        if catch_response:
+            return CatchResponse(response, error, record)
+        record(error)
+        return response
+
+
+class HttpUser(User):
+    """A user whose ``self.client`` is an :class:`HttpSession` on ``host``."""
+
+    abstract = True
+
+    def __init__(self, context: UserContext) -> None:
+        super().__init__(context)
+        if self.host is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no host: pass host='http://...' to the swarm "
+                "or set `host` on the class"
+            )
+        self.client = HttpSession(self.host, context.recorder)
+
+
+class HttpLocust(HttpUser, Locust):
+    """Locust 0.x's name for :class:`HttpUser` (waits in milliseconds via min/max_wait)."""
+
+    abstract = True

@@ -1,0 +1,171 @@
+"""Run users as gevent greenlets inside one worker process.
+
+The runtime takes absolute targets (users per class and a spawn rate) and moves toward
+them; it records into a :class:`~notebookswarm.stats.StatsRecorder` whose deltas someone
+else collects. It knows nothing of sockets, masters or notebooks. Only worker processes
+import it, after the worker entry point has monkey-patched the process.
+
+Stopping a user: a user waiting between tasks stops at once; a user inside a task
+finishes it, unless ``stop_timeout`` seconds pass first, then it is killed. Users are
+stopped newest first.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import gevent
+from gevent import Greenlet
+
+from notebookswarm.errors import ConfigError
+from notebookswarm.ramp import next_change, step_time
+from notebookswarm.stats import StatsRecorder
+from notebookswarm.user import User, UserContext, check_user_classes, resolve_host
+
+#: Worker/runtime states, as reported upward.
+READY, SPAWNING, RUNNING, STOPPED = "ready", "spawning", "running", "stopped"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Settings of one runtime; ``host`` overrides the classes' own ``host``.
+
+    ``stop_timeout``: seconds a user inside a task may take to finish it once asked to
+    stop, before it is killed (10 s by default, so a stalled target cannot hang a stop).
+    """
+
+    host: str | None = None
+    tags: frozenset[str] | None = None
+    exclude_tags: frozenset[str] = frozenset()
+    stop_timeout: float = 10.0
+
+
+def check_targets(
+    targets: Mapping[str, int], spawn_rate: float, known: Sequence[str]
+) -> dict[str, int]:
+    """Return the targets as a dict, or raise ConfigError naming the bad value and the fix."""
+    if isinstance(spawn_rate, bool) or not isinstance(spawn_rate, int | float):
+        raise ConfigError(f"spawn_rate must be a number of users per second, got {spawn_rate!r}")
+    if not math.isfinite(spawn_rate) or spawn_rate <= 0:
+        raise ConfigError(f"spawn_rate must be > 0 users per second, got {spawn_rate!r}")
+    out: dict[str, int] = {}
+    for name, count in targets.items():
+        if name not in known:
+            raise ConfigError(f"unknown user class {name!r}: the swarm runs {sorted(known)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(f"users for {name} must be an integer >= 0, got {count!r}")
+        out[name] = count
+    return out
+
+
+class Runtime:
+    """Spawn, steer and stop users of several classes in this process."""
+
+    def __init__(
+        self,
+        classes: Sequence[type[User]],
+        recorder: StatsRecorder,
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        self.config = config or RuntimeConfig()
+        self.classes = {cls.__name__: cls for cls in check_user_classes(classes)}
+        for cls in self.classes.values():
+            resolve_host(cls, self.config.host)  # a bad host fails here, before any user
+        self.recorder = recorder
+        self.context = UserContext(
+            recorder=recorder,
+            host=self.config.host,
+            tags=self.config.tags,
+            exclude_tags=self.config.exclude_tags,
+        )
+        self.state = READY
+        self.targets: dict[str, int] = {}
+        self._users: dict[str, list[tuple[User, Greenlet]]] = {n: [] for n in self.classes}
+        self._spawner: Greenlet | None = None
+
+    def user_counts(self) -> dict[str, int]:
+        """Return how many users of each class are running now."""
+        return {name: len(users) for name, users in self._users.items()}
+
+    def user_count(self) -> int:
+        """Return how many users are running now."""
+        return sum(len(users) for users in self._users.values())
+
+    def set_targets(self, targets: Mapping[str, int], spawn_rate: float) -> None:
+        """Move toward ``targets`` (users per class) at ``spawn_rate`` users per second."""
+        wanted = check_targets(targets, spawn_rate, list(self.classes))
+        self.targets = {name: wanted.get(name, 0) for name in self.classes}
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        self.state = SPAWNING
+        self._spawner = gevent.spawn(self._ramp, dict(self.targets), float(spawn_rate))
+
+    def _ramp(self, targets: dict[str, int], rate: float) -> None:
+        start = time.monotonic()
+        step = 0
+        while (change := next_change(self.user_counts(), targets)) is not None:
+            delay = step_time(start, step, rate) - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            name, direction = change
+            if direction > 0:
+                self._start_user(self.classes[name])
+            else:
+                user, greenlet = self._users[name].pop()
+                self._stop_user(user, greenlet)
+            step += 1
+        self.state = RUNNING
+
+    def _start_user(self, cls: type[User]) -> None:
+        try:
+            user = cls(self.context)
+        except Exception as exc:  # a broken __init__ is the user's bug: count it
+            self.recorder.record_exception(exc)
+            return
+        greenlet = Greenlet(self._run_user, user)
+        self._users[cls.__name__].append((user, greenlet))
+        greenlet.start()
+
+    def _run_user(self, user: User) -> None:
+        try:
+            user.run()
+        except Exception as exc:
+            self.recorder.record_exception(exc)
+        finally:
+            close = getattr(user.client, "close", None)
+            if close is not None:
+                close()
+            users = self._users[type(user).__name__]
+            for i, (known, _g) in enumerate(users):
+                if known is user:
+                    del users[i]
+                    break
+
+    def _stop_user(self, user: User, greenlet: Greenlet) -> None:
+        if user._state == "waiting":
+            greenlet.kill(block=False)
+            return
+        user._stop_requested = True
+        gevent.spawn_later(self.config.stop_timeout, greenlet.kill, block=False)
+
+    def stop(self) -> None:
+        """Stop every user (see the module docstring) and wait until all have ended."""
+        if self._spawner is not None:
+            self._spawner.kill()
+            self._spawner = None
+        greenlets: list[Greenlet] = []
+        for users in self._users.values():
+            for user, greenlet in reversed(users):
+                self._stop_user(user, greenlet)
+                greenlets.append(greenlet)
+            users.clear()
+        self.targets = {name: 0 for name in self.classes}
+        # Killed users run on_stop on the way out; give that the same grace as a task.
+        gevent.joinall(greenlets, timeout=self.config.stop_timeout + 1.0)
+        for greenlet in greenlets:
+            if not greenlet.dead:
+                greenlet.kill(block=True, timeout=1.0)
+        self.state = STOPPED

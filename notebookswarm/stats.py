@@ -1,0 +1,203 @@
+"""Per-endpoint request statistics that merge exactly across intervals and workers.
+
+One :class:`RequestStats` holds what happened in some span of time (one report interval
+of one worker, or a whole run merged from many): per ``(method, name)`` an
+:class:`EndpointStats`, failures grouped by ``(method, name, error)``, and exceptions
+raised by user code grouped by where they were raised. Everything is plain counters and
+sparse histograms, so ``merge`` is addition and ``to_wire``/``from_wire`` carry it over
+msgpack unchanged.
+
+A worker records into a :class:`StatsRecorder` and calls :meth:`StatsRecorder.take` once
+per report interval; that hands over the interval's delta and starts a new one, so a
+worker keeps nothing that grows with the length of the run.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from notebookswarm.histogram import Histogram
+
+Key = tuple[str, str]
+"""An endpoint: ``(method, name)``."""
+
+#: At most this many distinct exception sites are kept per interval; more are counted
+#: under one "too many distinct exceptions" entry so a buggy user cannot grow memory.
+MAX_EXCEPTION_KINDS = 200
+#: At most this many distinct error strings per interval, for the same reason.
+MAX_ERROR_KINDS = 1000
+_OVERFLOW = "(more distinct errors than notebookswarm keeps per interval)"
+
+
+@dataclass
+class EndpointStats:
+    """Counters and a latency histogram for one ``(method, name)``."""
+
+    requests: int = 0
+    failures: int = 0
+    total_ns: int = 0
+    bytes: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+    def record(self, latency_ns: int, nbytes: int, failed: bool) -> None:
+        """Count one request."""
+        self.requests += 1
+        if failed:
+            self.failures += 1
+        self.total_ns += latency_ns
+        self.bytes += nbytes
+        self.latency.record(latency_ns)
+
+    def merge(self, other: EndpointStats) -> None:
+        """Add another span's counts into this one."""
+        self.requests += other.requests
+        self.failures += other.failures
+        self.total_ns += other.total_ns
+        self.bytes += other.bytes
+        self.latency.merge(other.latency)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return a msgpack-ready dict."""
+        return {
+            "r": self.requests,
+            "f": self.failures,
+            "t": self.total_ns,
+            "B": self.bytes,
+            "h": self.latency.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> EndpointStats:
+        """Rebuild from :meth:`to_wire` output."""
+        return cls(
+            requests=int(data["r"]),
+            failures=int(data["f"]),
+            total_ns=int(data["t"]),
+            bytes=int(data["B"]),
+            latency=Histogram.from_wire(data["h"]),
+        )
+
+
+@dataclass
+class ExceptionRecord:
+    """How often one exception site fired, with the most recent example."""
+
+    count: int
+    error: str
+    traceback: str
+
+
+@dataclass
+class RequestStats:
+    """Everything recorded in one span: endpoints, errors and user-code exceptions."""
+
+    endpoints: dict[Key, EndpointStats] = field(default_factory=dict)
+    errors: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    exceptions: dict[str, ExceptionRecord] = field(default_factory=dict)
+
+    def record_request(
+        self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
+    ) -> None:
+        """Count one request; ``error`` is ``None`` for a success, else what went wrong."""
+        key = (method, name)
+        stats = self.endpoints.get(key)
+        if stats is None:
+            stats = self.endpoints[key] = EndpointStats()
+        stats.record(latency_ns, nbytes, error is not None)
+        if error is not None:
+            ekey = (method, name, error)
+            if ekey not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
+                ekey = (method, name, _OVERFLOW)
+            self.errors[ekey] = self.errors.get(ekey, 0) + 1
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Count an exception raised by user code, grouped by where it was raised."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        site = type(exc).__qualname__ + "".join(
+            f"|{f.filename}:{f.lineno}:{f.name}" for f in frames
+        )
+        error = f"{type(exc).__name__}: {exc}"
+        text = "".join(traceback.format_exception(exc))
+        self._add_exception(site, ExceptionRecord(1, error, text))
+
+    def _add_exception(self, site: str, record: ExceptionRecord) -> None:
+        known = self.exceptions.get(site)
+        if known is not None:
+            known.count += record.count
+            known.error, known.traceback = record.error, record.traceback
+            return
+        if len(self.exceptions) >= MAX_EXCEPTION_KINDS:
+            site = _OVERFLOW
+            if site in self.exceptions:
+                self.exceptions[site].count += record.count
+                return
+        self.exceptions[site] = ExceptionRecord(record.count, record.error, record.traceback)
+
+    def merge(self, other: RequestStats) -> None:
+        """Add another span into this one."""
+        for key, stats in other.endpoints.items():
+            mine = self.endpoints.get(key)
+            if mine is None:
+                mine = self.endpoints[key] = EndpointStats()
+            mine.merge(stats)
+        for ekey, n in other.errors.items():
+            self.errors[ekey] = self.errors.get(ekey, 0) + n
+        for site, record in other.exceptions.items():
+            self._add_exception(site, record)
+
+    def total(self) -> EndpointStats:
+        """Return all endpoints merged into one (the ``Aggregated`` row)."""
+        out = EndpointStats()
+        for stats in self.endpoints.values():
+            out.merge(stats)
+        return out
+
+    def is_empty(self) -> bool:
+        """Say whether nothing at all was recorded."""
+        return not (self.endpoints or self.errors or self.exceptions)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return a msgpack-ready dict."""
+        return {
+            "e": [[m, n, s.to_wire()] for (m, n), s in self.endpoints.items()],
+            "err": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
+            "exc": [[site, r.count, r.error, r.traceback] for site, r in self.exceptions.items()],
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RequestStats:
+        """Rebuild from :meth:`to_wire` output; raises ``KeyError``/``TypeError``/``ValueError``
+        on a malformed map."""
+        out = cls()
+        for method, name, stats in data["e"]:
+            out.endpoints[(str(method), str(name))] = EndpointStats.from_wire(stats)
+        for method, name, error, count in data["err"]:
+            out.errors[(str(method), str(name), str(error))] = int(count)
+        for site, count, error, text in data["exc"]:
+            out.exceptions[str(site)] = ExceptionRecord(int(count), str(error), str(text))
+        return out
+
+
+class StatsRecorder:
+    """Collect one report interval at a time; :meth:`take` hands it over and starts anew."""
+
+    def __init__(self) -> None:
+        self.current = RequestStats()
+
+    def record_request(
+        self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
+    ) -> None:
+        """Count one request in the current interval."""
+        self.current.record_request(method, name, latency_ns, nbytes, error)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Count an exception raised by user code in the current interval."""
+        self.current.record_exception(exc)
+
+    def take(self) -> RequestStats:
+        """Return the interval recorded so far and start a new one."""
+        taken, self.current = self.current, RequestStats()
+        return taken

@@ -1,0 +1,30 @@
+"""Shared fixtures: a counting HTTP target on 127.0.0.1 and a place for user files."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from notebookswarm.testing import CountingServer
+
+
+@pytest.fixture
+def target() -> Iterator[CountingServer]:
+    """A local HTTP target that counts requests per (method, path)."""
+    with CountingServer(keep_log=True) as server:
+        yield server
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Callable[[str], Path]:
+    """Write user code (dedented) to a file and return its path."""
+
+    def write(source: str, name: str = "users.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
