@@ -175,12 +175,17 @@ class HttpUser(User):
 
     def __init__(self, context: UserContext) -> None:
         super().__init__(context)
-        if self.host is None:
-            raise ConfigError(
-                f"{type(self).__name__} has no host: pass host='http://...' to the swarm "
-                "or set `host` on the class"
-            )
-        self.client = HttpSession(self.host, context.recorder)
+        self.client = HttpSession(require_host(self), context.recorder)
+
+
+def require_host(user: User) -> str:
+    """Return the user's host; raise a ConfigError that says how to set it when there is none."""
+    if user.host is None:
+        raise ConfigError(
+            f"{type(user).__name__} has no host: pass host='http://...' to the swarm "
+            "or set `host` on the class"
+        )
+    return user.host
 
 
 class HttpLocust(HttpUser, Locust):

@@ -5,9 +5,9 @@ them; it records into a :class:`~notebookswarm.stats.StatsRecorder` whose deltas
 else collects. It knows nothing of sockets, masters or notebooks. Only worker processes
 import it, after the worker entry point has monkey-patched the process.
 
-Stopping a user: a user waiting between tasks stops at once; a user inside a task
-finishes it, unless ``stop_timeout`` seconds pass first, then it is killed. Users are
-stopped newest first.
+Users above a target are stopped at once, newest first; starts are paced at the spawn
+rate. Stopping a user: a user waiting between tasks stops at once; a user inside a task
+finishes it, unless ``stop_timeout`` seconds pass first, then it is killed.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def check_targets(
     """Return the targets as a dict, or raise ConfigError naming the bad value and the fix."""
     if isinstance(spawn_rate, bool) or not isinstance(spawn_rate, int | float):
         raise ConfigError(f"spawn_rate must be a number of users per second, got {spawn_rate!r}")
-    if not math.isfinite(spawn_rate) or spawn_rate <= 0:
-        raise ConfigError(f"spawn_rate must be > 0 users per second, got {spawn_rate!r}")
+    if not math.isfinite(spawn_rate) or spawn_rate < 0:
+        raise ConfigError(f"spawn_rate must be >= 0 users per second, got {spawn_rate!r}")
     out: dict[str, int] = {}
     for name, count in targets.items():
         if name not in known:
@@ -95,7 +95,11 @@ class Runtime:
         return sum(len(users) for users in self._users.values())
 
     def set_targets(self, targets: Mapping[str, int], spawn_rate: float) -> None:
-        """Move toward ``targets`` (users per class) at ``spawn_rate`` users per second."""
+        """Move toward ``targets`` (users per class), starting ``spawn_rate`` users a second.
+
+        Users above a target stop at once (each finishing its task, see the module
+        docstring); a rate of 0 starts nobody, for a worker that only has to shed users.
+        """
         wanted = check_targets(targets, spawn_rate, list(self.classes))
         self.targets = {name: wanted.get(name, 0) for name in self.classes}
         if self._spawner is not None:
@@ -107,15 +111,17 @@ class Runtime:
         start = time.monotonic()
         step = 0
         while (change := next_change(self.user_counts(), targets)) is not None:
+            name, direction = change
+            if direction < 0:
+                user, greenlet = self._users[name].pop()
+                self._stop_user(user, greenlet)
+                continue
+            if rate == 0:
+                break
             delay = step_time(start, step, rate) - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
-            name, direction = change
-            if direction > 0:
-                self._start_user(self.classes[name])
-            else:
-                user, greenlet = self._users[name].pop()
-                self._stop_user(user, greenlet)
+            self._start_user(self.classes[name])
             step += 1
         self.state = RUNNING
 
@@ -144,27 +150,32 @@ class Runtime:
                     del users[i]
                     break
 
-    def _stop_user(self, user: User, greenlet: Greenlet) -> None:
+    def _stop_user(self, user: User, greenlet: Greenlet, grace: float | None = None) -> None:
         if user._state == "waiting":
             greenlet.kill(block=False)
             return
         user._stop_requested = True
-        gevent.spawn_later(self.config.stop_timeout, greenlet.kill, block=False)
+        grace = self.config.stop_timeout if grace is None else grace
+        gevent.spawn_later(grace, greenlet.kill, block=False)
 
-    def stop(self) -> None:
-        """Stop every user (see the module docstring) and wait until all have ended."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every user (see the module docstring) and wait until all have ended.
+
+        ``timeout`` replaces the configured ``stop_timeout`` for this stop.
+        """
+        grace = self.config.stop_timeout if timeout is None else timeout
         if self._spawner is not None:
             self._spawner.kill()
             self._spawner = None
         greenlets: list[Greenlet] = []
         for users in self._users.values():
             for user, greenlet in reversed(users):
-                self._stop_user(user, greenlet)
+                self._stop_user(user, greenlet, grace)
                 greenlets.append(greenlet)
             users.clear()
         self.targets = {name: 0 for name in self.classes}
         # Killed users run on_stop on the way out; give that the same grace as a task.
-        gevent.joinall(greenlets, timeout=self.config.stop_timeout + 1.0)
+        gevent.joinall(greenlets, timeout=grace + 1.0)
         for greenlet in greenlets:
             if not greenlet.dead:
                 greenlet.kill(block=True, timeout=1.0)

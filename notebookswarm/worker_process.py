@@ -1,31 +1,41 @@
 """What a worker process does once patched: run users, report stats and health.
 
-Imported only by :mod:`notebookswarm.worker` after monkey-patching. Modes:
+Imported only by :mod:`notebookswarm.worker` after monkey-patching. Two modes:
 
-``--standalone``  run one swarm in this process for ``--run-time`` seconds and write
-                  protocol frames (4-byte big-endian length, then the frame) to the
-                  stdout it was started with; user code's own prints go to stderr.
-                  :mod:`notebookswarm.local` starts and reads such a worker.
+``--master tcp://HOST:PORT``  join a master (:class:`WorkerNode`): receive user code and
+    absolute targets, send a stats delta every report interval, and heartbeats from a
+    native thread, so a hub saturated by users never makes this worker look dead. The
+    same thread exits the process when the master has been silent for ``master_timeout``.
+``--standalone``  run one swarm here for ``--run-time`` seconds and write protocol
+    frames (4-byte big-endian length, then the frame) to the stdout the process was
+    started with; user code's own prints go to stderr. :mod:`notebookswarm.local` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
+import cloudpickle
 import gevent
 import psutil
+import zmq
+import zmq.green
 
 from notebookswarm import __version__, protocol
 from notebookswarm.errors import ConfigError
-from notebookswarm.loader import load_file
-from notebookswarm.runtime import Runtime, RuntimeConfig
+from notebookswarm.loader import load_file, load_source
+from notebookswarm.runtime import READY, Runtime, RuntimeConfig
 from notebookswarm.stats import StatsRecorder
+from notebookswarm.user import User
 
 Send = Callable[[protocol.Message], None]
 
@@ -36,18 +46,23 @@ class LoopMonitor:
     def __init__(self, tick: float = 0.1) -> None:
         self.tick = tick
         self._worst = 0.0
+        self._last_wake = time.monotonic()
         self._greenlet = gevent.spawn(self._watch)
 
     def _watch(self) -> None:
         while True:
             before = time.monotonic()
             gevent.sleep(self.tick)
-            late = time.monotonic() - before - self.tick
-            self._worst = max(self._worst, late)
+            self._last_wake = time.monotonic()
+            self._worst = max(self._worst, self._last_wake - before - self.tick)
 
     def take(self) -> float:
-        """Return the worst lateness (seconds) since the last call, and start over."""
-        worst, self._worst = self._worst, 0.0
+        """Return the worst lateness (seconds) since the last call, and start over.
+
+        Safe to call from a native thread: a loop blocked right now counts too.
+        """
+        blocked = time.monotonic() - self._last_wake - self.tick
+        worst, self._worst = max(self._worst, blocked), 0.0
         return max(worst, 0.0)
 
     def close(self) -> None:
@@ -56,12 +71,13 @@ class LoopMonitor:
 
 
 class Reporter:
-    """Send one stats delta and one heartbeat per report interval."""
+    """Build this worker's stats deltas and heartbeats."""
 
-    def __init__(self, worker_id: str, runtime: Runtime, send: Send) -> None:
+    def __init__(self, worker_id: str, recorder: StatsRecorder, send: Send) -> None:
         self.worker_id = worker_id
-        self.runtime = runtime
+        self.recorder = recorder
         self.send = send
+        self.runtime: Runtime | None = None
         self.seq = 0
         self.since = time.time()
         self.loop = LoopMonitor()
@@ -70,10 +86,11 @@ class Reporter:
 
     def heartbeat(self) -> protocol.Heartbeat:
         """Describe this worker's state now."""
+        runtime = self.runtime
         return protocol.Heartbeat(
             worker_id=self.worker_id,
-            state=self.runtime.state,  # type: ignore[arg-type]  # one of the four states
-            users=self.runtime.user_counts(),
+            state=runtime.state if runtime else READY,  # type: ignore[arg-type]
+            users=runtime.user_counts() if runtime else {},
             cpu_percent=float(self.process.cpu_percent(None)),
             loop_lag=self.loop.take(),
         )
@@ -81,28 +98,212 @@ class Reporter:
     def flush(self) -> None:
         """Send the stats recorded since the last flush (also when there are none)."""
         now = time.time()
-        delta = self.runtime.recorder.take()
-        self.send(
-            protocol.Report(
-                worker_id=self.worker_id,
-                seq=self.seq,
-                start=self.since,
-                end=now,
-                stats=delta.to_wire(),
-            )
+        delta = self.recorder.take()
+        report = protocol.Report(
+            worker_id=self.worker_id, seq=self.seq, start=self.since, end=now, stats=delta.to_wire()
         )
+        self.send(report)
         self.seq += 1
         self.since = now
-        self.send(self.heartbeat())
 
-    def run_every(self, interval: float) -> None:
-        """Flush on an absolute schedule, every ``interval`` seconds, until killed."""
+    def run_every(self, interval: float, with_heartbeat: bool) -> None:
+        """Flush on an absolute schedule every ``interval`` seconds until killed."""
         start = time.monotonic()
         ticks = 0
         while True:
             ticks += 1
             gevent.sleep(max(0.0, start + ticks * interval - time.monotonic()))
             self.flush()
+            if with_heartbeat:
+                self.send(self.heartbeat())
+
+
+# --- joined to a master ------------------------------------------------------------
+
+
+def new_worker_id() -> str:
+    """Return an id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def load_code(message: protocol.Code) -> list[type[User]]:
+    """Turn a Code message into user classes (cloudpickled objects or Python source)."""
+    if message.fmt == "pickle":
+        loaded: Any = cloudpickle.loads(message.payload)
+        classes = list(loaded)
+    else:
+        filename = str(message.options.get("filename", "<users>"))
+        classes = load_source(message.payload.decode("utf-8"), filename, message.classes)
+    by_name = {cls.__name__: cls for cls in classes}
+    return [by_name[name] for name in message.classes]
+
+
+class Heartbeats:
+    """A native thread that sends heartbeats and exits the process if the master goes silent.
+
+    It has its own socket (plain, not green) and never touches the gevent hub, so it keeps
+    its rhythm while users saturate the hub.
+    """
+
+    def __init__(self, endpoint: str, reporter: Reporter, welcome: protocol.Welcome,
+                 curve: dict[int, bytes]) -> None:  # fmt: skip
+        self.endpoint = endpoint
+        self.reporter = reporter
+        self.interval = welcome.heartbeat_interval
+        self.master_timeout = welcome.master_timeout
+        self.curve = curve
+        start_thread: Any = gevent.monkey.get_original("_thread", "start_new_thread")
+        start_thread(self._run, ())
+
+    def _run(self) -> None:
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, f"{self.reporter.worker_id}/hb".encode())
+        sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self.curve.items():
+            sock.setsockopt(option, value)
+        sock.connect(self.endpoint)
+        last_ping = time.monotonic()
+        while True:
+            sock.send(protocol.encode(self.reporter.heartbeat()))
+            deadline = time.monotonic() + self.interval
+            while (left := deadline - time.monotonic()) > 0:
+                if sock.poll(int(left * 1000) + 1):
+                    sock.recv()
+                    last_ping = time.monotonic()
+            silent = time.monotonic() - last_ping
+            if silent > self.master_timeout:
+                print(
+                    f"notebookswarm worker {self.reporter.worker_id}: master silent for "
+                    f"{silent:.1f} s (master_timeout {self.master_timeout:g} s): exiting",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(4)
+
+
+class WorkerNode:
+    """A worker joined to a master over ZeroMQ."""
+
+    def __init__(self, endpoint: str, connect_timeout: float = 30.0,
+                 curve: dict[int, bytes] | None = None) -> None:  # fmt: skip
+        self.endpoint = endpoint
+        self.connect_timeout = connect_timeout
+        self.curve = curve or {}
+        self.worker_id = new_worker_id()
+        self.context = zmq.green.Context()
+        self.sock = self.context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.IDENTITY, self.worker_id.encode())
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        for option, value in self.curve.items():
+            self.sock.setsockopt(option, value)
+        self.sock.connect(endpoint)
+        self.recorder = StatsRecorder()
+        self.reporter = Reporter(self.worker_id, self.recorder, self.send)
+        self.classes: list[type[User]] = []
+        self.code: protocol.Code | None = None
+        self.generation = -1
+        self.stopper: gevent.Greenlet | None = None
+
+    def send(self, message: protocol.Message) -> None:
+        """Send one message to the master."""
+        self.sock.send(protocol.encode(message))
+
+    def receive(self, timeout: float | None) -> protocol.Message | None:
+        """Return the next message from the master, or None after ``timeout`` seconds."""
+        if timeout is not None and not self.sock.poll(int(timeout * 1000)):
+            return None
+        return protocol.decode(self.sock.recv())
+
+    def say(self, text: str) -> None:
+        """Tell the person running this worker (stderr)."""
+        print(f"notebookswarm worker {self.worker_id}: {text}", file=sys.stderr, flush=True)
+
+    def run(self) -> int:
+        """Join the master and obey it until told to quit; return the exit status."""
+        self.send(
+            protocol.Hello(
+                worker_id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                cores=os.cpu_count() or 1,
+                version=__version__,
+            )
+        )
+        try:
+            welcome = self.receive(self.connect_timeout)
+        except protocol.VersionMismatch as exc:
+            self.say(exc.explain(peer="master", local="worker"))
+            return 2
+        if isinstance(welcome, protocol.Refused):
+            self.say(f"refused by the master: {welcome.reason}")
+            return 2
+        if not isinstance(welcome, protocol.Welcome):
+            self.say(
+                f"no welcome from the master at {self.endpoint} within {self.connect_timeout:g} s:"
+                " is it running there, and if it needs CurveZMQ keys, does it trust this "
+                "worker's key (--keys DIR)?"
+            )
+            return 1
+        Heartbeats(self.endpoint, self.reporter, welcome, self.curve)
+        gevent.spawn(self.reporter.run_every, welcome.report_interval, False)
+        while True:
+            try:
+                message = self.receive(None)
+            except protocol.ProtocolError as exc:
+                self.say(f"dropped a frame from the master: {exc}")
+                continue
+            if isinstance(message, protocol.Quit):
+                self._stop(None)
+                self.send(protocol.Goodbye(worker_id=self.worker_id))
+                self.sock.close()
+                return 0
+            handler = getattr(self, f"_on_{type(message).__name__.lower()}", None)
+            if handler is not None:
+                handler(message)
+
+    def _on_code(self, message: protocol.Code) -> None:
+        if self.reporter.runtime is not None:
+            self._stop(None)
+        try:
+            self.classes = load_code(message)
+            options = message.options
+            config = RuntimeConfig(
+                host=message.host,
+                tags=frozenset(options["tags"]) if options.get("tags") else None,
+                exclude_tags=frozenset(options.get("exclude_tags") or ()),
+                stop_timeout=float(options.get("stop_timeout", 10.0)),
+            )
+            self.reporter.runtime = Runtime(self.classes, self.recorder, config)
+        except Exception as exc:
+            text = "".join(traceback.format_exception(exc))
+            self.say(f"cannot load the user code:\n{text}")
+            self.send(protocol.Failed(worker_id=self.worker_id, reason=text))
+
+    def _on_spawn(self, message: protocol.Spawn) -> None:
+        runtime = self.reporter.runtime
+        if runtime is None or message.generation <= self.generation:
+            return
+        self.generation = message.generation
+        try:
+            runtime.set_targets(message.targets, message.spawn_rate)
+        except ConfigError as exc:
+            self.send(protocol.Failed(worker_id=self.worker_id, reason=str(exc)))
+
+    def _on_stop(self, message: protocol.Stop) -> None:
+        if self.stopper is None or self.stopper.dead:
+            self.stopper = gevent.spawn(self._stop, message.timeout)
+
+    def _stop(self, timeout: float | None) -> None:
+        runtime = self.reporter.runtime
+        if runtime is not None:
+            runtime.stop(timeout)
+        self.reporter.flush()
+        self.send(self.reporter.heartbeat())
+        self.send(protocol.Stopped(worker_id=self.worker_id))
+
+
+# --- standalone --------------------------------------------------------------------
 
 
 def frame_writer(stream: BinaryIO) -> Send:
@@ -126,20 +327,23 @@ def _private_stdout() -> BinaryIO:
 
 def run_standalone(args: argparse.Namespace) -> int:
     """Run one swarm here for ``args.run_time`` seconds and stream frames to stdout."""
+    from notebookswarm.dispatch import UserClassSpec, split_users
+
     out = _private_stdout()
     send = frame_writer(out)
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = new_worker_id()
     config = RuntimeConfig(
         host=args.host,
         tags=frozenset(args.tags) if args.tags else None,
         exclude_tags=frozenset(args.exclude_tags or ()),
         stop_timeout=args.stop_timeout,
     )
+    recorder = StatsRecorder()
     try:
         classes = load_file(args.locustfile, args.user_class or None)
-        runtime = Runtime(classes, StatsRecorder(), config)
-        targets = _split_evenly(args.users, [cls.__name__ for cls in classes], classes)
-        runtime.set_targets(targets, args.spawn_rate)
+        runtime = Runtime(classes, recorder, config)
+        specs = [UserClassSpec(c.__name__, c.weight, c.fixed_count) for c in classes]
+        runtime.set_targets(split_users(args.users, specs), args.spawn_rate)
     except ConfigError as exc:
         send(protocol.Refused(reason=str(exc)))
         return 2
@@ -152,30 +356,20 @@ def run_standalone(args: argparse.Namespace) -> int:
             version=__version__,
         )
     )
-    reporter = Reporter(worker_id, runtime, send)
-    ticker = gevent.spawn(reporter.run_every, args.report_interval)
+    reporter = Reporter(worker_id, recorder, send)
+    reporter.runtime = runtime
+    ticker = gevent.spawn(reporter.run_every, args.report_interval, True)
     watchdog = gevent.spawn(_exit_when_orphaned, os.getppid())
     gevent.sleep(args.run_time)
     runtime.stop()
     ticker.kill()
     reporter.flush()
+    send(reporter.heartbeat())
     send(protocol.Stopped(worker_id=worker_id))
     watchdog.kill()
     reporter.loop.close()
     out.close()
     return 0
-
-
-def _split_evenly(total: int, names: list[str], classes: list[type]) -> dict[str, int]:
-    from notebookswarm.dispatch import UserClassSpec, split_users
-
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise ConfigError(f"users must be an integer >= 0, got {total!r}")
-    specs = [
-        UserClassSpec(name=n, weight=c.weight, fixed_count=c.fixed_count)  # type: ignore[attr-defined]
-        for n, c in zip(names, classes, strict=True)
-    ]
-    return split_users(total, specs)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -189,8 +383,11 @@ def _exit_when_orphaned(parent: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the worker's command line."""
     p = argparse.ArgumentParser(prog="python -m notebookswarm.worker")
+    p.add_argument("--master", help="join the master at this endpoint, e.g. tcp://10.0.0.5:5557")
+    p.add_argument("--keys", type=Path, help="CurveZMQ key directory (from `keygen`)")
+    p.add_argument("--connect-timeout", type=float, default=30.0)
     p.add_argument("--standalone", action="store_true", help="run one swarm in this process")
-    p.add_argument("--locustfile", "-f", required=True, help="Python file with user classes")
+    p.add_argument("--locustfile", "-f", help="Python file with user classes (standalone)")
     p.add_argument("--user-class", action="append", help="run only this class (repeatable)")
     p.add_argument("--host", default=None, help="base URL, e.g. http://127.0.0.1:8080")
     p.add_argument("--users", "-u", type=int, default=1)
@@ -206,7 +403,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run a worker process; see the module docstring for the modes."""
     args = parse_args(argv)
-    if not args.standalone:
-        print("only --standalone is available in this version", file=sys.stderr)
+    if args.standalone:
+        if not args.locustfile:
+            print("--standalone needs --locustfile FILE", file=sys.stderr)
+            return 2
+        return run_standalone(args)
+    if not args.master:
+        print("pass --master tcp://HOST:PORT (or --standalone -f FILE)", file=sys.stderr)
         return 2
-    return run_standalone(args)
+    curve: dict[int, bytes] = {}
+    if args.keys is not None:
+        from notebookswarm.keys import worker_curve_options
+
+        try:
+            curve = worker_curve_options(args.keys)
+        except ConfigError as exc:
+            print(f"notebookswarm worker: {exc}", file=sys.stderr)
+            return 2
+    return WorkerNode(args.master, args.connect_timeout, curve).run()

@@ -130,7 +130,7 @@ def test_stop_timeout_kills_a_user_stuck_in_a_task() -> None:
 
 
 def test_bad_targets_are_refused_with_the_value() -> None:
-    """Unknown classes, negative counts and a non-positive spawn rate raise ConfigError."""
+    """Unknown classes, negative counts and a negative or NaN spawn rate raise ConfigError."""
     out = run_script(
         """
         from notebookswarm.errors import ConfigError
@@ -140,7 +140,7 @@ def test_bad_targets_are_refused_with_the_value() -> None:
                 pass
         rt = Runtime([A], StatsRecorder())
         messages = []
-        for targets, rate in [({"A": -1}, 1), ({"B": 1}, 1), ({"A": 1}, 0), ({"A": 1}, -3)]:
+        for targets, rate in [({"A": -1}, 1), ({"B": 1}, 1), ({"A": 1}, -3), ({"A": 1}, float("nan"))]:
             try:
                 rt.set_targets(targets, rate)
             except ConfigError as exc:
@@ -151,7 +151,7 @@ def test_bad_targets_are_refused_with_the_value() -> None:
     assert out["messages"] == [
         "users for A must be an integer >= 0, got -1",
         "unknown user class 'B': the swarm runs ['A']",
-        "spawn_rate must be > 0 users per second, got 0",
-        "spawn_rate must be > 0 users per second, got -3",
+        "spawn_rate must be >= 0 users per second, got -3",
+        "spawn_rate must be >= 0 users per second, got nan",
     ]
     assert out["users"] == 0 and out["state"] == "ready"

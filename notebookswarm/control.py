@@ -1,0 +1,141 @@
+"""Talk to a master from a notebook or a script: commands, replies and live updates.
+
+:class:`ControlClient` owns one DEALER socket and one background thread. The thread is
+the only user of the socket: it sends queued commands, matches replies to requests,
+hands every update frame to the registered callbacks, and pings the master so the
+master knows its controller is alive. Callers block only in :meth:`ControlClient.request`,
+and only for the reply. No gevent anywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import zmq
+
+from notebookswarm import protocol
+from notebookswarm.errors import NotebookSwarmError
+
+UpdateCallback = Callable[[protocol.Update], None]
+
+
+class MasterUnreachable(NotebookSwarmError):
+    """The master did not answer in time: it may have exited or be unreachable."""
+
+
+class ControlClient:
+    """A controller's connection to a master, served by a background thread."""
+
+    def __init__(self, endpoint: str, ping_interval: float = 1.0,
+                 curve: dict[int, bytes] | None = None) -> None:  # fmt: skip
+        self.endpoint = endpoint
+        self.ping_interval = ping_interval
+        self._curve = curve or {}
+        self._context = zmq.Context()
+        self._outbox: queue.SimpleQueue[protocol.Control | None] = queue.SimpleQueue()
+        self._pending: dict[int, Future[protocol.ControlReply]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._callbacks: list[UpdateCallback] = []
+        self.last_heard: float | None = None
+        self.refused: str | None = None
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._serve, name="notebookswarm-control",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def on_update(self, callback: UpdateCallback) -> None:
+        """Call ``callback(update)`` on the background thread for every update frame."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def request(self, command: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """Send a command and return the master's result; raise its error as an exception."""
+        if not self._thread.is_alive():
+            raise MasterUnreachable("this connection to the master is closed")
+        request_id = next(self._ids)
+        future: Future[protocol.ControlReply] = Future()
+        with self._lock:
+            self._pending[request_id] = future
+        self._outbox.put(protocol.Control(command=command, args=args, request_id=request_id))
+        try:
+            reply = future.result(timeout)
+        except TimeoutError:
+            raise MasterUnreachable(
+                f"the master at {self.endpoint} did not answer {command!r} within {timeout:g} s"
+                + (f": {self.refused}" if self.refused else "")
+            ) from None
+        finally:
+            with self._lock:
+                self._pending.pop(request_id, None)
+        if not reply.ok:
+            raise NotebookSwarmError(reply.error or f"the master refused {command!r}")
+        return reply.result
+
+    def close(self) -> None:
+        """Stop the background thread and close the socket."""
+        if self._thread.is_alive():
+            self._outbox.put(None)
+            self._thread.join(timeout=5)
+        self._context.term()
+
+    def _serve(self) -> None:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 500)
+        for option, value in self._curve.items():
+            sock.setsockopt(option, value)
+        sock.connect(self.endpoint)
+        next_ping = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_ping:
+                    ping = protocol.Control(command="ping", args={}, request_id=0)
+                    sock.send(protocol.encode(ping))
+                    next_ping = now + self.ping_interval
+                while True:
+                    try:
+                        item = self._outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        return
+                    sock.send(protocol.encode(item))
+                if sock.poll(20):
+                    while sock.poll(0):
+                        self._receive(sock.recv())
+        finally:
+            sock.close()
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            message = protocol.decode(data)
+        except protocol.VersionMismatch as exc:
+            self.refused = exc.explain(peer="master", local="this controller")
+            return
+        except protocol.ProtocolError:
+            self.dropped += 1
+            return
+        self.last_heard = time.monotonic()
+        if isinstance(message, protocol.ControlReply):
+            with self._lock:
+                future = self._pending.get(message.request_id)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, protocol.Update):
+            with self._lock:
+                callbacks = list(self._callbacks)
+            for callback in callbacks:
+                try:
+                    callback(message)
+                except Exception:  # a broken callback must not stop the stream
+                    traceback.print_exc()
+        elif isinstance(message, protocol.Refused):
+            self.refused = message.reason

@@ -1,0 +1,447 @@
+"""The master's decisions, without I/O: what to send when a frame arrives or time passes.
+
+:class:`MasterState` is fed decoded messages from workers and controllers together with
+``now`` and returns the messages to send; :meth:`MasterState.tick` does the same for the
+passing of time (lost workers, a silent controller, the once-a-second update). The master
+process owns the sockets and the clock; everything here is tested without either.
+
+Swarm states: ``ready`` (nothing asked yet), ``spawning``, ``running``, ``stopping``,
+``stopped``. Worker states: ``ready``, ``spawning``, ``running``, ``stopped``, ``lost``.
+
+To add a control command: 1. add a ``_cmd_<name>`` method that takes ``(args, now)`` and
+returns ``(result, outgoing)``; 2. list it in ``docs/protocol.md``; 3. test it here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from notebookswarm import protocol
+from notebookswarm.dispatch import UserClassSpec, WorkerCapacity, dispatch, split_rate, split_users
+from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.stats import RequestStats
+
+Channel = Literal["worker", "control"]
+Out = tuple[Channel, bytes, protocol.Message]
+"""A message to send: on which socket, to which peer identity, what."""
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    """Timing of the master and of the workers that join it (seconds).
+
+    ``standalone``: a service that outlives its controllers (no ``controller_timeout``).
+    """
+
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    master_timeout: float = 10.0
+    controller_timeout: float = 15.0
+    report_interval: float = 1.0
+    update_interval: float = 1.0
+    standalone: bool = False
+    saturated_cpu: float = 90.0
+    saturated_beats: int = 3
+
+
+@dataclass
+class WorkerInfo:
+    """What the master knows of one worker."""
+
+    worker_id: str
+    identity: bytes
+    host: str
+    pid: int
+    cores: int
+    joined: float
+    last_seen: float
+    state: str = "ready"
+    users: dict[str, int] = field(default_factory=dict)
+    cpu_percent: float = 0.0
+    loop_lag: float = 0.0
+    rps: float = 0.0
+    last_report_end: float | None = None
+    recent_cpu: deque[float] = field(default_factory=lambda: deque(maxlen=3))
+    error: str | None = None
+
+    def saturated(self, config: MasterConfig) -> bool:
+        """Say whether the CPU stayed above the threshold for the last few heartbeats."""
+        return len(self.recent_cpu) >= config.saturated_beats and all(
+            cpu > config.saturated_cpu for cpu in self.recent_cpu
+        )
+
+    def row(self) -> dict[str, Any]:
+        """Describe the worker for an update frame."""
+        return {
+            "id": self.worker_id,
+            "host": self.host,
+            "pid": self.pid,
+            "cores": self.cores,
+            "state": self.state,
+            "users": sum(self.users.values()),
+            "cpu_percent": self.cpu_percent,
+            "loop_lag": self.loop_lag,
+            "rps": self.rps,
+            "last_seen": self.last_seen,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Code:
+    """User code as a controller loaded it: opaque bytes plus plain-data class metadata."""
+
+    message: protocol.Code
+    specs: list[UserClassSpec]
+
+
+class MasterState:
+    """Everything the master decides; feed it messages and time, send what it returns."""
+
+    def __init__(self, config: MasterConfig, now: float) -> None:
+        self.config = config
+        self.state = "ready"
+        self.workers: dict[str, WorkerInfo] = {}
+        self.controllers: dict[bytes, float] = {}
+        self.code: Code | None = None
+        self.target_users = 0
+        self.spawn_rate = 1.0
+        self.class_targets: dict[str, int] = {}
+        self.assignment: dict[str, dict[str, int]] = {}
+        self.generation = 0
+        self.total = RequestStats()
+        self.pending = RequestStats()
+        self.pending_lost: list[dict[str, Any]] = []
+        self.pending_failures: list[dict[str, Any]] = []
+        self.dropped = 0
+        self.started = now
+        self.last_update = now
+        self.last_controller = now
+        self.update_seq = 0
+        self.exit_requested = False
+
+    # --- workers ---------------------------------------------------------------------
+
+    def on_worker(self, identity: bytes, message: protocol.Message, now: float) -> list[Out]:
+        """Handle one message from a worker socket."""
+        handler: Callable[[bytes, Any, float], list[Out]] | None = getattr(
+            self, f"_worker_{type(message).__name__.lower()}", None
+        )
+        if handler is None:
+            self.dropped += 1
+            return []
+        return handler(identity, message, now)
+
+    def _worker_hello(self, identity: bytes, msg: protocol.Hello, now: float) -> list[Out]:
+        self.workers[msg.worker_id] = WorkerInfo(
+            worker_id=msg.worker_id,
+            identity=identity,
+            host=msg.host,
+            pid=msg.pid,
+            cores=msg.cores,
+            joined=now,
+            last_seen=now,
+        )
+        c = self.config
+        out: list[Out] = [
+            (
+                "worker",
+                identity,
+                protocol.Welcome(
+                    worker_id=msg.worker_id,
+                    heartbeat_interval=c.heartbeat_interval,
+                    master_timeout=c.master_timeout,
+                    report_interval=c.report_interval,
+                ),
+            )
+        ]
+        if self.code is not None:
+            out.append(("worker", identity, self.code.message))
+        return out + self._redispatch()
+
+    def _known(self, worker_id: str, now: float) -> tuple[WorkerInfo | None, list[Out]]:
+        """Return the worker (marking it seen), and a re-dispatch if it was lost."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return None, []
+        worker.last_seen = now
+        if worker.state == "lost":
+            worker.state = "ready"
+            return worker, self._redispatch()
+        return worker, []
+
+    def _worker_heartbeat(self, identity: bytes, msg: protocol.Heartbeat, now: float) -> list[Out]:
+        worker, out = self._known(msg.worker_id, now)
+        if worker is None:
+            self.dropped += 1
+            return []
+        worker.state = msg.state
+        worker.users = dict(msg.users)
+        worker.cpu_percent = msg.cpu_percent
+        worker.loop_lag = msg.loop_lag
+        was_saturated = worker.saturated(self.config)
+        worker.recent_cpu.append(msg.cpu_percent)
+        if worker.saturated(self.config) != was_saturated:
+            out += self._redispatch()
+        out.append(("worker", identity, protocol.Ping(now=now)))
+        self._settle()
+        return out
+
+    def _worker_report(self, identity: bytes, msg: protocol.Report, now: float) -> list[Out]:
+        worker, out = self._known(msg.worker_id, now)
+        if worker is None:
+            self.dropped += 1
+            return []
+        try:
+            delta = RequestStats.from_wire(msg.stats)
+        except (KeyError, TypeError, ValueError):
+            self.dropped += 1
+            return out
+        self.pending.merge(delta)
+        self.total.merge(delta)
+        span = msg.end - msg.start
+        worker.rps = delta.total().requests / span if span > 0 else 0.0
+        worker.last_report_end = msg.end
+        return out
+
+    def _worker_stopped(self, identity: bytes, msg: protocol.Stopped, now: float) -> list[Out]:
+        worker, out = self._known(msg.worker_id, now)
+        if worker is not None:
+            worker.state = "stopped"
+            worker.users = {}
+        self._settle()
+        return out
+
+    def _worker_goodbye(self, identity: bytes, msg: protocol.Goodbye, now: float) -> list[Out]:
+        if self.workers.pop(msg.worker_id, None) is None:
+            return []
+        self._settle()
+        return self._redispatch()
+
+    def _worker_failed(self, identity: bytes, msg: protocol.Failed, now: float) -> list[Out]:
+        worker, out = self._known(msg.worker_id, now)
+        if worker is not None:
+            worker.error = msg.reason
+        self.pending_failures.append({"worker": msg.worker_id, "reason": msg.reason})
+        return out
+
+    def _alive(self) -> list[WorkerInfo]:
+        return [w for w in self.workers.values() if w.state != "lost" and w.error is None]
+
+    def _redispatch(self) -> list[Out]:
+        """Send every live worker its absolute targets and its part of the spawn rate."""
+        alive = self._alive()
+        if self.state not in ("spawning", "running") or not alive:
+            return []
+        capacities = [
+            WorkerCapacity(w.worker_id, w.cores, w.saturated(self.config)) for w in alive
+        ]
+        self.assignment = dispatch(self.class_targets, capacities, self.assignment)
+        running = {w.worker_id: w.users for w in alive}
+        rates = split_rate(self.spawn_rate, self.assignment, running)
+        self.generation += 1
+        return [
+            (
+                "worker",
+                w.identity,
+                protocol.Spawn(
+                    targets=self.assignment[w.worker_id],
+                    spawn_rate=rates[w.worker_id],
+                    generation=self.generation,
+                ),
+            )
+            for w in alive
+        ]
+
+    def _settle(self) -> None:
+        """Move the swarm's state on from what the workers report."""
+        alive = self._alive()
+        if self.state == "stopping" and all(w.state == "stopped" for w in alive):
+            self.state = "stopped"
+        elif self.state in ("spawning", "running"):
+            users = sum(sum(w.users.values()) for w in alive)
+            done = users == self.target_users and all(w.state == "running" for w in alive)
+            self.state = "running" if done else "spawning"
+
+    def user_count(self) -> int:
+        """Return how many users the live workers said they run."""
+        return sum(sum(w.users.values()) for w in self._alive())
+
+    # --- controllers -----------------------------------------------------------------
+
+    def on_control(self, identity: bytes, message: protocol.Message, now: float) -> list[Out]:
+        """Handle one message from a controller socket."""
+        self.controllers[identity] = now
+        self.last_controller = now
+        if not isinstance(message, protocol.Control):
+            self.dropped += 1
+            return []
+        command = getattr(self, f"_cmd_{message.command}", None)
+        if command is None:
+            known = sorted(n[5:] for n in dir(self) if n.startswith("_cmd_"))
+            return [self._reply(identity, message, error=(
+                f"unknown command {message.command!r}: use one of {known}"))]  # fmt: skip
+        try:
+            result, out = command(message.args, now)
+        except (ConfigError, NotebookSwarmError) as exc:
+            return [self._reply(identity, message, error=str(exc))]
+        except (KeyError, TypeError, ValueError) as exc:
+            self.dropped += 1
+            text = f"malformed {message.command!r} arguments: {type(exc).__name__}: {exc}"
+            return [self._reply(identity, message, error=text)]
+        return [self._reply(identity, message, result=result), *out]
+
+    @staticmethod
+    def _reply(
+        identity: bytes,
+        request: protocol.Control,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Out:
+        reply = protocol.ControlReply(
+            request_id=request.request_id, ok=error is None, error=error, result=result or {}
+        )
+        return ("control", identity, reply)
+
+    def _cmd_ping(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        return {"state": self.state, "users": self.user_count()}, []
+
+    def _cmd_load(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        specs = [
+            UserClassSpec(
+                name=str(c["name"]), weight=int(c["weight"]), fixed_count=int(c["fixed_count"])
+            )
+            for c in args["classes"]
+        ]
+        if not specs:
+            raise ConfigError("no user classes in the code: define at least one User subclass")
+        if self.state in ("spawning", "running"):
+            raise ConfigError("the swarm is running: stop it before loading new user code")
+        fmt = args["fmt"]
+        message = protocol.Code(
+            payload=bytes(args["payload"]),
+            fmt=fmt,
+            classes=[s.name for s in specs],
+            host=args.get("host"),
+            options=dict(args.get("options") or {}),
+        )
+        self.code = Code(message, specs)
+        return {"classes": message.classes}, [
+            ("worker", w.identity, message) for w in self.workers.values() if w.state != "lost"
+        ]
+
+    def _cmd_start(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        if self.code is None:
+            raise ConfigError("no user code loaded: load user classes before starting")
+        users = args.get("users", self.target_users)
+        rate = args.get("spawn_rate", self.spawn_rate)
+        if isinstance(users, bool) or not isinstance(users, int) or users < 0:
+            raise ConfigError(f"users must be an integer >= 0, got {users!r}")
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise ConfigError(f"spawn_rate must be > 0 users per second, got {rate!r}")
+        self.class_targets = split_users(users, self.code.specs)
+        self.target_users = users
+        self.spawn_rate = float(rate)
+        self.state = "spawning"
+        out = self._redispatch()
+        self._settle()
+        return {"targets": self.class_targets, "workers": len(self._alive())}, out
+
+    _cmd_set = _cmd_start
+
+    def _cmd_stop(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        timeout = args.get("timeout")
+        if self.state in ("ready", "stopped"):
+            return {"state": self.state}, []
+        self.state = "stopping"
+        self.assignment = {}
+        out: list[Out] = [
+            ("worker", w.identity, protocol.Stop(timeout=timeout)) for w in self._alive()
+        ]
+        self._settle()
+        return {"state": self.state}, out
+
+    def _cmd_quit(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        self.exit_requested = True
+        return {}, self.quit_all()
+
+    def _cmd_status(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        return {
+            "state": self.state,
+            "users": self.user_count(),
+            "target_users": self.target_users,
+            "spawn_rate": self.spawn_rate,
+            "stats": self.total.to_wire(),
+            "workers": [w.row() for w in self.workers.values()],
+            "dropped": self.dropped,
+            "started": self.started,
+        }, []
+
+    def quit_all(self) -> list[Out]:
+        """Tell every worker to stop and exit."""
+        return [("worker", w.identity, protocol.Quit()) for w in self.workers.values()]
+
+    # --- time ------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Out]:
+        """Decide what the passing of time calls for: lost workers, exit, the update."""
+        out: list[Out] = []
+        for worker in self.workers.values():
+            silent = now - worker.last_seen
+            if worker.state != "lost" and silent > self.config.heartbeat_timeout:
+                worker.state = "lost"
+                self.pending_lost.append(
+                    {
+                        "worker": worker.worker_id,
+                        "since": worker.last_report_end or worker.joined,
+                        "until": now,
+                        "users": sum(worker.users.values()),
+                    }
+                )
+                worker.users = {}
+                out += self._redispatch()
+                self._settle()
+        quiet = now - self.last_controller
+        if not self.config.standalone and quiet > self.config.controller_timeout:
+            self.exit_requested = True
+            out += self.quit_all()
+        if now - self.last_update >= self.config.update_interval or self.exit_requested:
+            out += self.update(now)
+        return out
+
+    def update(self, now: float) -> list[Out]:
+        """Build the update frame for every live controller and start a new interval."""
+        payload = {
+            "state": self.state,
+            "users": self.user_count(),
+            "target_users": self.target_users,
+            "spawn_rate": self.spawn_rate,
+            "start": self.last_update,
+            "end": now,
+            "stats": self.pending.to_wire(),
+            "workers": [w.row() for w in self.workers.values()],
+            "lost": self.pending_lost,
+            "failures": self.pending_failures,
+            "dropped": self.dropped,
+        }
+        self.pending = RequestStats()
+        self.pending_lost = []
+        self.pending_failures = []
+        self.last_update = now
+        message = protocol.Update(seq=self.update_seq, time=now, payload=payload)
+        self.update_seq += 1
+        live = [
+            ident
+            for ident, seen in self.controllers.items()
+            if now - seen <= self.config.controller_timeout
+        ]
+        return [("control", ident, message) for ident in live]

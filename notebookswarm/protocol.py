@@ -1,0 +1,587 @@
+"""Encode and decode the messages that master, workers and controllers send each other.
+
+Every frame is a msgpack map ``{"v": PROTOCOL_VERSION, "k": KIND, **fields}``. ``encode``
+turns a message into such a frame; ``decode`` turns bytes from the network back into a
+message or raises ``ProtocolError`` -- never any other exception -- so a receiver can count
+the drop and carry on. Each message's schema is read from its dataclass annotations: the
+class *is* the specification, and one table-driven validator checks every field of every
+kind, nested containers included. Frames carry plain data only: msgpack extension types are
+refused, and code travels as opaque ``bytes`` inside ``Code``, never as a pickled frame.
+
+To add a message:
+  1. Declare a frozen, slotted, keyword-only dataclass below with a new
+     ``KIND: ClassVar[str] = "..."`` tag and fields typed only with what ``_compile``
+     understands (str, int, float, bool, bytes, None, Any, Literal, list, dict, unions, and
+     the bounded aliases such as ``NonNegativeInt``). No field may be called ``v`` or ``k``.
+  2. Add the class to the ``Message`` union; ``MESSAGE_TYPES`` and the decoder follow.
+  3. Add a sample to ``SAMPLES`` in tests/test_protocol.py and a handler on the receiving
+     side. If you change the fields of a message that already shipped, bump
+     ``PROTOCOL_VERSION``.
+
+Exceptions::
+
+    NotebookSwarmError
+    └── ProtocolError        bytes that are not a valid message of this protocol
+        └── VersionMismatch  a valid frame from a peer speaking another protocol version
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    TypeAlias,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
+
+import msgpack
+
+from notebookswarm.errors import NotebookSwarmError
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "Code",
+    "CodeFormat",
+    "Control",
+    "ControlReply",
+    "Failed",
+    "Goodbye",
+    "Heartbeat",
+    "Hello",
+    "Message",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "Ping",
+    "PositiveFloat",
+    "PositiveInt",
+    "ProtocolError",
+    "Quit",
+    "Refused",
+    "Report",
+    "Spawn",
+    "Stop",
+    "Stopped",
+    "Update",
+    "VersionMismatch",
+    "Welcome",
+    "WorkerState",
+    "decode",
+    "encode",
+]
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(NotebookSwarmError):
+    """A frame is not a valid message: drop it, count it, and keep serving."""
+
+
+class VersionMismatch(ProtocolError):
+    """The peer speaks another protocol version: install the same notebookswarm on both sides.
+
+    ``decode`` does not know who sent the frame, so its message names the roles generically;
+    the side that catches it calls ``explain(peer=..., local=...)`` to say it in its own
+    terms, for its log and for the ``Refused`` reason it sends back.
+    """
+
+    def __init__(
+        self,
+        theirs: int,
+        ours: int = PROTOCOL_VERSION,
+        *,
+        peer: str = "the peer",
+        local: str = "this process",
+    ) -> None:
+        self.theirs = theirs
+        self.ours = ours
+        super().__init__(self.explain(peer=peer, local=local))
+
+    def explain(self, *, peer: str, local: str) -> str:
+        """Say what happened and what to install, naming both sides (e.g. "worker w3")."""
+        return (
+            f"{peer} speaks protocol {self.theirs}, {local} speaks {self.ours}: "
+            "install the same notebookswarm version on both sides"
+        )
+
+
+@dataclass(frozen=True)
+class _AtLeast:
+    """A bound on an annotated number: ``value >= bound``, or ``> bound`` when strict."""
+
+    bound: float
+    strict: bool = False
+
+    def admits(self, value: float) -> bool:
+        return value > self.bound if self.strict else value >= self.bound
+
+    def __str__(self) -> str:
+        return f"{'>' if self.strict else '>='} {self.bound:g}"
+
+
+NonNegativeInt: TypeAlias = Annotated[int, _AtLeast(0)]
+PositiveInt: TypeAlias = Annotated[int, _AtLeast(1)]
+NonNegativeFloat: TypeAlias = Annotated[float, _AtLeast(0.0)]
+PositiveFloat: TypeAlias = Annotated[float, _AtLeast(0.0, strict=True)]
+WorkerState: TypeAlias = Literal["ready", "spawning", "running", "stopped"]
+CodeFormat: TypeAlias = Literal["pickle", "source"]
+
+# -- worker -> master ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """A worker introduces itself and the machine it runs on."""
+
+    KIND: ClassVar[str] = "hello"
+    worker_id: str
+    host: str
+    pid: NonNegativeInt
+    cores: PositiveInt
+    version: str  # the notebookswarm package version, for humans; the frame carries "v"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """A worker says it is alive, what it runs, and how loaded its machine is."""
+
+    KIND: ClassVar[str] = "heartbeat"
+    worker_id: str
+    state: WorkerState
+    users: dict[str, NonNegativeInt]
+    cpu_percent: NonNegativeFloat
+    loop_lag: NonNegativeFloat  # seconds the event loop ran late
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """A worker sends the statistics delta of one report period ``[start, end)``."""
+
+    KIND: ClassVar[str] = "report"
+    worker_id: str
+    seq: NonNegativeInt
+    start: float
+    end: float
+    stats: dict[str, Any]  # produced and checked by the stats module
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped:
+    """A worker has stopped all its users and flushed its last report."""
+
+    KIND: ClassVar[str] = "stopped"
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """A worker could not do what it was told (load the code, reach its targets); why."""
+
+    KIND: ClassVar[str] = "failed"
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Goodbye:
+    """A worker is leaving; the master redistributes its users without waiting."""
+
+    KIND: ClassVar[str] = "goodbye"
+    worker_id: str
+
+
+# -- master -> worker ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome:
+    """The master accepts a worker and tells it the timing it expects."""
+
+    KIND: ClassVar[str] = "welcome"
+    worker_id: str
+    heartbeat_interval: PositiveFloat
+    master_timeout: PositiveFloat
+    report_interval: PositiveFloat
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """The master refuses a worker; ``reason`` says what to do about it."""
+
+    KIND: ClassVar[str] = "refused"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Code:
+    """The master ships the user classes: cloudpickle bytes or Python source."""
+
+    KIND: ClassVar[str] = "code"
+    payload: bytes
+    fmt: CodeFormat
+    classes: list[str]
+    host: str | None
+    options: dict[str, Any]  # runtime settings: stop_timeout, tags, exclude_tags, filename
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spawn:
+    """The master sets a worker's absolute user targets per class and its spawn rate."""
+
+    KIND: ClassVar[str] = "spawn"
+    targets: dict[str, NonNegativeInt]
+    spawn_rate: NonNegativeFloat  # users per second this worker starts
+    generation: NonNegativeInt  # increases with every dispatch, so stale ones can be ignored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stop:
+    """The master stops a worker's users, waiting at most ``timeout`` s for tasks to end."""
+
+    KIND: ClassVar[str] = "stop"
+    timeout: NonNegativeFloat | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quit:
+    """The master tells a worker to stop and exit."""
+
+    KIND: ClassVar[str] = "quit"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    """The master says it is alive; ``now`` is its clock."""
+
+    KIND: ClassVar[str] = "ping"
+    now: float
+
+
+# -- controller <-> master ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Control:
+    """A controller asks the master to do something; the reply echoes ``request_id``."""
+
+    KIND: ClassVar[str] = "control"
+    command: str
+    args: dict[str, Any]
+    request_id: NonNegativeInt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlReply:
+    """The master answers a ``Control`` request."""
+
+    KIND: ClassVar[str] = "control_reply"
+    request_id: NonNegativeInt
+    ok: bool
+    error: str | None
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    """The master sends a controller its once-a-second view of the swarm."""
+
+    KIND: ClassVar[str] = "update"
+    seq: NonNegativeInt
+    time: float
+    payload: dict[str, Any]
+
+
+Message: TypeAlias = (
+    Hello
+    | Heartbeat
+    | Report
+    | Stopped
+    | Failed
+    | Goodbye
+    | Welcome
+    | Refused
+    | Code
+    | Spawn
+    | Stop
+    | Quit
+    | Ping
+    | Control
+    | ControlReply
+    | Update
+)
+MESSAGE_TYPES: tuple[type[Message], ...] = get_args(Message)
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A value that does not fit its spec; containers prepend their part of the path."""
+
+    def __init__(self, expected: str, value: object) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.got = _describe(value)
+        self.path: list[str] = []
+
+    def explain(self, where: str) -> str:
+        return f"{where}{''.join(self.path)}: expected {self.expected}, got {self.got}"
+
+
+_Check = Callable[[object], object]
+"""Return the value (numbers normalised) if it fits, else raise ``_Invalid``."""
+
+
+def _show(value: object, limit: int = 40) -> str:
+    """Repr a value from the network without flooding a log line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(value: object) -> str:
+    if value is None or isinstance(value, bool | int | float | str):
+        return f"{type(value).__name__} {_show(value)}"
+    return type(value).__name__
+
+
+def _name(spec: object) -> str:
+    """Say in words what a spec accepts, for error messages."""
+    origin, args = get_origin(spec), get_args(spec)
+    if origin is Annotated:
+        return " ".join([_name(args[0]), *map(str, args[1:])])
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (Union, types.UnionType):
+        return " or ".join(map(_name, args))
+    if origin is list:
+        return f"list of {_name(args[0])}"
+    if origin is dict:
+        return f"map of {_name(args[0])} to {_name(args[1])}"
+    if spec is type(None):
+        return "nil"
+    if spec is Any:
+        return "anything"
+    if spec is float:
+        return "finite float"
+    return getattr(spec, "__name__", str(spec))
+
+
+def _compile(spec: object) -> _Check:
+    """Build the check for one annotation; raise TypeError for a type frames cannot carry."""
+    origin, args = get_origin(spec), get_args(spec)
+    if origin is Annotated:
+        return _bounded(_compile(args[0]), args[1:], _name(spec))
+    if origin is Literal:
+        return _one_of(args, _name(spec))
+    if origin in (Union, types.UnionType):
+        return _first_fit([_compile(arg) for arg in args], _name(spec))
+    if origin is list:
+        return _list_of(_compile(args[0]), _name(spec))
+    if origin is dict:
+        return _map_of(_compile(args[0]), _compile(args[1]), _name(spec))
+    if spec is Any:
+        return _anything
+    if spec is type(None):
+        return _nil
+    if spec is float:
+        return _finite_float
+    if isinstance(spec, type) and spec in (str, int, bool, bytes):
+        return _exactly(spec)
+    raise TypeError(f"protocol fields cannot be {spec!r}: see 'To add a message' in {__name__}")
+
+
+def _anything(value: object) -> object:
+    return value
+
+
+def _nil(value: object) -> object:
+    if value is None:
+        return value
+    raise _Invalid("nil", value)
+
+
+def _finite_float(value: object) -> object:
+    # Python code may well write Stop(timeout=5); msgpack then carries an int.
+    if type(value) is int and abs(value) <= 2**53:
+        value = float(value)
+    if type(value) is float and math.isfinite(value):
+        return value
+    raise _Invalid("finite float", value)
+
+
+def _exactly(kind: type) -> _Check:
+    # Exact types: bool must not pass for int, and nothing exotic reaches msgpack.
+    def check(value: object) -> object:
+        if type(value) is kind:
+            return value
+        raise _Invalid(kind.__name__, value)
+
+    return check
+
+
+def _bounded(inner: _Check, marks: tuple[Any, ...], expected: str) -> _Check:
+    def check(value: object) -> object:
+        try:
+            value = inner(value)
+        except _Invalid:
+            raise _Invalid(expected, value) from None  # say the bound too, not just the type
+        if all(mark.admits(value) for mark in marks):
+            return value
+        raise _Invalid(expected, value)
+
+    return check
+
+
+def _one_of(allowed: tuple[Any, ...], expected: str) -> _Check:
+    def check(value: object) -> object:
+        if any(type(value) is type(item) and value == item for item in allowed):
+            return value
+        raise _Invalid(expected, value)
+
+    return check
+
+
+def _first_fit(options: list[_Check], expected: str) -> _Check:
+    def check(value: object) -> object:
+        for option in options:
+            try:
+                return option(value)
+            except _Invalid:
+                continue
+        raise _Invalid(expected, value)
+
+    return check
+
+
+def _list_of(item: _Check, expected: str) -> _Check:
+    def check(value: object) -> object:
+        if type(value) is not list:
+            raise _Invalid(expected, value)
+        return [_inside(f"[{index}]", item, element) for index, element in enumerate(value)]
+
+    return check
+
+
+def _map_of(key: _Check, item: _Check, expected: str) -> _Check:
+    def check(value: object) -> object:
+        if type(value) is not dict:
+            raise _Invalid(expected, value)
+        return {
+            _inside(f" key {_show(name)}", key, name): _inside(f"[{_show(name)}]", item, element)
+            for name, element in value.items()
+        }
+
+    return check
+
+
+def _inside(where: str, check: _Check, value: object) -> object:
+    """Check an element of a container, naming where it sits if it does not fit."""
+    try:
+        return check(value)
+    except _Invalid as invalid:
+        invalid.path.insert(0, where)
+        raise
+
+
+@dataclass(frozen=True)
+class _Schema:
+    build: Callable[..., Message]
+    fields: dict[str, _Check]
+
+
+def _schemas() -> dict[str, _Schema]:
+    """Read every message's schema from its annotations, once, at import."""
+    table: dict[str, _Schema] = {}
+    for cls in MESSAGE_TYPES:
+        if cls.KIND in table:
+            raise TypeError(f"{cls.__name__}.KIND {cls.KIND!r} is already taken")
+        hints = get_type_hints(cls, include_extras=True)
+        names = [field.name for field in dataclasses.fields(cls)]
+        if {"v", "k"} & set(names):
+            raise TypeError(f"{cls.__name__}: 'v' and 'k' are reserved for the frame header")
+        table[cls.KIND] = _Schema(cls, {name: _compile(hints[name]) for name in names})
+    return table
+
+
+_SCHEMAS = _schemas()
+
+
+# -- frames -------------------------------------------------------------------------------
+
+
+def encode(message: Message) -> bytes:
+    """Turn a message into one msgpack frame; raise ProtocolError if a field is ill-typed."""
+    kind = getattr(message, "KIND", None)
+    schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None or type(message) is not schema.build:
+        raise ProtocolError(f"cannot encode {_describe(message)}: it is not a protocol message")
+    frame: dict[str, object] = {"v": PROTOCOL_VERSION, "k": message.KIND}
+    for name, check in schema.fields.items():
+        try:
+            frame[name] = check(getattr(message, name))
+        except _Invalid as invalid:
+            where = f"{message.KIND}.{name}"
+            raise ProtocolError(f"cannot encode {invalid.explain(where)}") from None
+    try:
+        packed: bytes = msgpack.packb(frame, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as error:  # e.g. a set inside Report.stats
+        raise ProtocolError(f"cannot encode {message.KIND}: {error}") from error
+    return packed
+
+
+def decode(data: bytes) -> Message:
+    """Turn one frame from the network into a message; raise ProtocolError if it is not one."""
+    frame = _unpack(data)
+    if type(frame) is not dict:
+        raise ProtocolError(f"frame is {_describe(frame)}, not a map")
+    version = frame.get("v")
+    if type(version) is not int:
+        raise ProtocolError(f"frame has no protocol version: 'v' is {_describe(version)}")
+    if version != PROTOCOL_VERSION:
+        raise VersionMismatch(theirs=version)
+    kind = frame.get("k")
+    if not isinstance(kind, str) or kind not in _SCHEMAS:
+        raise ProtocolError(f"unknown message kind {_show(kind)}")
+    schema = _SCHEMAS[kind]
+    _require_exact_fields(kind, frame, schema)
+    values = {}
+    for name, check in schema.fields.items():
+        try:
+            values[name] = check(frame[name])
+        except _Invalid as invalid:
+            raise ProtocolError(invalid.explain(f"{kind}.{name}")) from None
+    return schema.build(**values)
+
+
+def _unpack(data: bytes) -> object:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_refuse_ext)
+    # msgpack signals bad input with ValueError subclasses (truncated, extra data, bad
+    # UTF-8, too deep), TypeError (unhashable map keys) and its own UnpackException.
+    except Exception as error:
+        raise ProtocolError(f"frame is not msgpack: {type(error).__name__}: {error}") from error
+
+
+def _refuse_ext(code: int, data: bytes) -> object:
+    raise ValueError(f"msgpack extension type {code} is not part of the protocol")
+
+
+def _require_exact_fields(kind: str, frame: dict[Any, Any], schema: _Schema) -> None:
+    expected = schema.fields.keys()
+    missing = expected - frame.keys()
+    extra = frame.keys() - expected - {"v", "k"}
+    if missing:
+        raise ProtocolError(f"{kind} frame lacks {', '.join(sorted(missing))}")
+    if extra:
+        shown = ", ".join(sorted(_show(key) for key in extra)[:5])
+        raise ProtocolError(f"{kind} frame has unknown fields {shown}")
