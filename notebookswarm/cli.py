@@ -1,4 +1,4 @@
-"""Command line: ``python -m notebookswarm demo`` (and ``notebookswarm demo``)."""
+"""Command line: ``python -m notebookswarm demo|keygen DIR`` (or ``notebookswarm ...``)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,19 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if received == counted else 1
 
 
+def keygen(args: argparse.Namespace) -> int:
+    """Write CurveZMQ keys for a master and its workers."""
+    from notebookswarm.keys import keygen as write_keys
+
+    folder = write_keys(args.directory)
+    print(f"wrote {folder}/master.key_secret (keep it on the master), {folder}/master.key and")
+    print(
+        f"{folder}/worker.key_secret (copy both to each worker); "
+        f"the master trusts the keys in {folder}/trusted/"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the notebookswarm command line."""
     parser = argparse.ArgumentParser(prog="notebookswarm")
@@ -71,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--spawn-rate", type=float, default=60.0)
     p_demo.add_argument("--run-time", type=float, default=10.0)
     p_demo.set_defaults(run=demo)
+    p_keys = sub.add_parser("keygen", help="write CurveZMQ keys for a master and its workers")
+    p_keys.add_argument("directory")
+    p_keys.set_defaults(run=keygen)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

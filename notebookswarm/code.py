@@ -20,9 +20,7 @@ from notebookswarm.user import User, check_user_classes
 
 
 def _describe(classes: Sequence[type[User]]) -> list[dict[str, Any]]:
-    return [
-        {"name": c.__name__, "weight": c.weight, "fixed_count": c.fixed_count} for c in classes
-    ]
+    return [{"name": c.__name__, "weight": c.weight, "fixed_count": c.fixed_count} for c in classes]
 
 
 def _check_unique(classes: Sequence[type[User]]) -> None:
@@ -43,9 +41,9 @@ def load_args_for_classes(
         module = sys.modules.get(cls.__module__)
         # Classes from the user's own files travel by value too, so workers need only
         # notebookswarm installed; notebookswarm's own modules stay references.
-        if module is not None and not cls.__module__.startswith("notebookswarm"):
-            if cls.__module__ != "__main__":
-                cloudpickle.register_pickle_by_value(module)
+        name = cls.__module__
+        if module is not None and not name.startswith("notebookswarm") and name != "__main__":
+            cloudpickle.register_pickle_by_value(module)
     payload = cloudpickle.dumps(list(checked))
     return {"payload": payload, "fmt": "pickle", "classes": _describe(checked),
             "host": host, "options": dict(options)}  # fmt: skip

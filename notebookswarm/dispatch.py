@@ -8,21 +8,25 @@ saturates, and sends every worker its absolute result.
 
 The rules, exactly:
 
-* **Rounding** is largest remainder everywhere (Hamilton's method): everyone gets the floor
-  of their exact share, and the units left over go to the largest fractional parts. Ties
-  go to whoever already holds the rounded-up amount (so nothing moves needlessly), then to
-  declaration order (classes in the order given, workers in list order).
+* **Rounding** is largest remainder (Hamilton's method), in exact integer arithmetic:
+  everyone gets the floor of their exact share, and the units left over go, one each,
+  first to whoever already holds the rounded-up amount (so nothing moves needlessly),
+  then to the largest fractional parts, then in declaration order (classes in the order
+  given, workers in list order).
 * **Worker totals** are the grand total rounded that way in proportion to cores, so each
   worker's total is its capacity-weighted share rounded down or up: within ±1 of it.
-* **Per-class counts** are filled class by class, in target order, each class rounded in
-  proportion to the room each worker still has under its total, with the +1s going to
-  the workers furthest behind their ideal running total rather than to the largest
-  fractional parts. Row and column sums come out exact, and the +1s of small classes land
-  on different workers instead of piling on the biggest one.
+* **Per-class counts**: each worker gets the floor of its share of each class in
+  proportion to its total; the units left over (at most one per worker and class) are
+  dealt class by class, in target order, to the workers still owed the most, so the +1s
+  of small classes land on different workers. Every count is within 1 of the class split
+  in proportion to the worker totals, hence within 2 of the class split by cores.
 * **Minimal moves**: when ``current`` is given, a worker that already holds the rounded-up
-  amount of a total or a class keeps it, ahead of larger fractional parts. So users move
-  only when the rounding cannot keep them where they are, and dispatching again with the
-  result as ``current`` changes nothing.
+  amount of its total keeps it, ahead of larger fractional parts; and a worker that holds
+  the extra unit of a class keeps it, before any other unit is dealt, as long as the
+  class and the worker's total allow; where the rest then cannot be dealt directly,
+  units shift along a shortest augmenting path. So users move only when what they run
+  falls outside the fair range above, or when keeping it would make the rest impossible,
+  and dispatching again with the result as ``current`` changes nothing.
 * **Saturation**: while at least one worker is not saturated, a saturated worker gets no
   new users. Class by class, in target order, it keeps ``min(what it runs now, what is left
   of that class, what is left of its fair total)``, where its fair total is the grand total
@@ -34,8 +38,10 @@ The rules, exactly:
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from notebookswarm.errors import ConfigError
 
@@ -113,15 +119,15 @@ def dispatch(
     saturated = [w.saturated for w in workers]
     if all(saturated):
         saturated = [False] * len(workers)
-    left = dict(targets)
+    left = dict(targets)  # what the saturated workers leave for the others
     fair = _apportion(sum(targets.values()), cores)
-    kept = {i: _keep(left, held[i], fair[i]) for i, busy in enumerate(saturated) if busy}
+    counts = {i: _keep(left, held[i], fair[i]) for i, busy in enumerate(saturated) if busy}
     free = [i for i, busy in enumerate(saturated) if not busy]
-    room = _apportion(
+    quotas = _apportion(
         sum(left.values()), [cores[i] for i in free], keep=[sum(held[i].values()) for i in free]
     )
-    kept.update(zip(free, _fill(left, room, [held[i] for i in free]), strict=True))
-    return {w.worker_id: kept[i] for i, w in enumerate(workers)}
+    counts.update(zip(free, _fill(left, quotas, [held[i] for i in free]), strict=True))
+    return {w.worker_id: counts[i] for i, w in enumerate(workers)}
 
 
 def split_rate(
@@ -154,18 +160,13 @@ def split_rate(
     return {worker: rate * part / whole for worker, part in weight.items()}
 
 
-def _apportion(
-    total: int,
-    weights: Sequence[int],
-    keep: Sequence[int] | None = None,
-    rank: Sequence[int] | None = None,
-) -> list[int]:
+def _apportion(total: int, weights: Sequence[int], keep: Sequence[int] | None = None) -> list[int]:
     """Split ``total`` in proportion to ``weights`` by largest remainder, in exact integers.
 
     Everyone gets the floor of their exact share. The units left over go, one each, to
     indices whose share has a fractional part: first to those already holding the
-    rounded-up amount (``keep`` says what each holds now), then by highest ``rank``
-    (default: the largest fractional part), then by lowest index.
+    rounded-up amount (``keep`` says what each holds now), then by largest fractional part,
+    then by lowest index.
     """
     counts = _floors(total, weights)
     whole = sum(weights)
@@ -173,9 +174,8 @@ def _apportion(
         total * weight - count * whole for weight, count in zip(weights, counts, strict=True)
     ]
     holds = keep or [0] * len(weights)
-    order = fractions if rank is None else rank
     candidates = [i for i, fraction in enumerate(fractions) if fraction]
-    candidates.sort(key=lambda i: (holds[i] <= counts[i], -order[i], i))
+    candidates.sort(key=lambda i: (holds[i] <= counts[i], -fractions[i], i))
     for i in candidates[: total - sum(counts)]:
         counts[i] += 1
     return counts
@@ -197,37 +197,102 @@ def _keep(left: dict[str, int], held: Mapping[str, int], fair: int) -> dict[str,
     return kept
 
 
+@dataclass(frozen=True)
+class _Leftover:
+    """What is left of one class once every worker has the floor of its share."""
+
+    units: int
+    keepers: frozenset[int]  # workers already running one more than their floor
+    fractions: list[int]  # each worker's fractional share, scaled to an integer
+
+
 def _fill(
     targets: Mapping[str, int], quotas: Sequence[int], held: Sequence[Mapping[str, int]]
 ) -> list[dict[str, int]]:
-    """Fill each worker up to its quota, class by class, keeping every class proportional.
+    """Split every class over workers so that each worker's classes add up to its quota.
 
-    Each class is split in proportion to the room each worker has left, which keeps every
-    worker within its quota (``ceil(target * room / sum(room)) <= room``) and makes the
-    last class fill it exactly. The +1s go first to workers that hold them now and are not
-    ahead of their ideal running total, then to those furthest behind it, so small classes
-    spread out instead of piling on the biggest worker.
+    Each worker first gets the floor of its quota-proportional share of each class; the
+    units left over, at most one per worker and class, are then dealt by ``_deal``. So
+    every count is within 1 of its quota-proportional share.
     """
     grand = sum(quotas)
-    room = list(quotas)
-    placed = [0] * len(quotas)
-    filled: list[dict[str, int]] = [{} for _ in quotas]
-    so_far = 0
-    for name, target in targets.items():
-        so_far += target
-        floors = _floors(target, room)
-        behind = [
-            so_far * q - grand * (p + f) for q, p, f in zip(quotas, placed, floors, strict=True)
-        ]
-        # Keeping users in place must not let a worker run ahead of its ideal total, or the
-        # last class would have to absorb the drift.
-        keep = [h[name] if lag >= 0 else 0 for h, lag in zip(held, behind, strict=True)]
-        counts = _apportion(target, room, keep=keep, rank=behind)
-        for i, count in enumerate(counts):
-            filled[i][name] = count
-            room[i] -= count
-            placed[i] += count
-    return filled
+    floors = {name: _floors(target, quotas) for name, target in targets.items()}
+    owed = [quota - sum(f[i] for f in floors.values()) for i, quota in enumerate(quotas)]
+    left = {
+        name: _Leftover(
+            units=target - sum(floors[name]),
+            keepers=frozenset(i for i, h in enumerate(held) if h[name] > floors[name][i]),
+            fractions=[target * q - f * grand for q, f in zip(quotas, floors[name], strict=True)],
+        )
+        for name, target in targets.items()
+    }
+    dealt = _deal(left, owed)
+    return [
+        {name: floors[name][i] + (i in dealt[name]) for name in targets} for i in range(len(quotas))
+    ]
+
+
+def _deal(left: Mapping[str, _Leftover], owed: Sequence[int]) -> dict[str, set[int]]:
+    """Deal each class's leftover units to distinct workers, each up to what it is owed.
+
+    First every keeper keeps its unit while its class and its own debt allow. Then, class
+    by class, units go to the workers owed the most (ties to keepers, then to the largest
+    fractional share, then by list order). Where that gets stuck, ``_shift`` makes room
+    along an augmenting path. One always exists: the fractional shares are a fractional
+    deal, so a whole one exists (integral flows), and any partial deal extends to it.
+    """
+    owed = list(owed)
+    dealt: dict[str, set[int]] = {name: set() for name in left}
+
+    def rank(name: str, i: int) -> tuple[int, bool, int, int]:
+        return (-owed[i], i not in left[name].keepers, -left[name].fractions[i], i)
+
+    for name, leftover in left.items():
+        for i in sorted(leftover.keepers, key=partial(rank, name)):
+            if owed[i] > 0 and len(dealt[name]) < leftover.units:
+                dealt[name].add(i)
+                owed[i] -= 1
+    for name, leftover in left.items():
+        free = [i for i in range(len(owed)) if owed[i] > 0 and i not in dealt[name]]
+        for i in sorted(free, key=partial(rank, name))[: leftover.units - len(dealt[name])]:
+            dealt[name].add(i)
+            owed[i] -= 1
+        while len(dealt[name]) < leftover.units:
+            _shift(name, dealt, owed)
+    return dealt
+
+
+def _shift(start: str, dealt: dict[str, set[int]], owed: list[int]) -> None:
+    """Deal one more unit of class ``start`` by moving other units along a shortest path.
+
+    Breadth first: a worker without this class takes it; if nothing more is owed to that
+    worker, it hands one of its other classes on to a worker without that class, and so
+    on, until a worker that is still owed a unit takes the last one.
+    """
+    takes: dict[int, str] = {}  # worker -> the class it would take
+    handed_by: dict[str, int | None] = {start: None}  # class -> the worker handing it on
+    queue = deque([start])
+    while queue:
+        name = queue.popleft()
+        for worker in range(len(owed)):
+            if worker in dealt[name] or worker in takes:
+                continue
+            takes[worker] = name
+            if owed[worker] > 0:
+                owed[worker] -= 1
+                taker: int | None = worker
+                while taker is not None:
+                    taken = takes[taker]
+                    dealt[taken].add(taker)
+                    taker = handed_by[taken]  # who handed it on now takes its own class
+                    if taker is not None:
+                        dealt[taken].discard(taker)
+                return
+            for other, holders in dealt.items():
+                if worker in holders and other not in handed_by:
+                    handed_by[other] = worker
+                    queue.append(other)
+    raise AssertionError(f"no way to deal a unit of {start}: this is a bug in dispatch")
 
 
 def _check_classes(total: int, classes: Sequence[UserClassSpec]) -> None:

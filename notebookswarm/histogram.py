@@ -60,7 +60,9 @@ class Histogram:
     def record(self, value: int) -> None:
         """Count one value in nanoseconds."""
         if value < _LINEAR:
-            index = value if value > 0 else 0
+            if value < 0:  # a clock step backwards; count it as zero, not as a new minimum
+                value = 0
+            index = value
         else:
             shift = value.bit_length() - 7
             index = (shift << _SUB_BITS) + (value >> shift)

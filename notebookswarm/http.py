@@ -34,7 +34,7 @@ def describe_exception(exc: BaseException) -> str:
     while id(inner) not in seen:
         seen.add(id(inner))
         reason = getattr(inner, "reason", None)
-        nxt = inner.__cause__ or inner.__context__
+        nxt = inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)
         if nxt is None and isinstance(reason, BaseException):
             nxt = reason
         if nxt is None and inner.args and isinstance(inner.args[0], BaseException):

@@ -46,11 +46,11 @@ def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
     return public, private
 
 
-def master_curve_options(directory: str | Path) -> dict[int, bytes]:
+def master_curve_options(directory: str | Path) -> dict[int, int | bytes]:
     """Return the socket options that make a master socket a CurveZMQ server."""
     public, private = _load(Path(directory) / "master.key_secret", secret=True)
     assert private is not None
-    return {zmq.CURVE_SERVER: b"\x01", zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: private}
+    return {zmq.CURVE_SERVER: 1, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: private}
 
 
 def worker_curve_options(directory: str | Path) -> dict[int, bytes]:

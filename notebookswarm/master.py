@@ -5,29 +5,36 @@ sans-I/O :class:`~notebookswarm.master_state.MasterState`, and sends what that r
 A frame that cannot be decoded is counted and logged, never fatal. It needs no gevent.
 
 On start it prints one JSON line to stdout, ``{"worker": "tcp://...", "control":
-"tcp://...", "pid": ...}``, which :func:`start_master` reads to learn the ports.
+"tcp://...", "pid": ...}``, which :func:`notebookswarm.launch.start_master` reads to
+learn the ports.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm import protocol
-from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.errors import ConfigError
 from notebookswarm.master_state import Channel, MasterConfig, MasterState, Out
+
+_HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 #: Log the first this-many dropped frames one by one, then one line per 1,000.
 _LOG_FIRST_DROPS = 20
@@ -81,7 +88,8 @@ class MasterServer:
             self.auth.configure_curve(domain="*", location=str(trusted_dir(keys)))
         self.sockets: dict[Channel, zmq.Socket[bytes]] = {}
         self.endpoints: dict[Channel, str] = {}
-        for channel, port in (("worker", worker_port), ("control", control_port)):
+        ports: dict[Channel, int] = {"worker": worker_port, "control": control_port}
+        for channel, port in ports.items():
             sock = self.context.socket(zmq.ROUTER)
             sock.setsockopt(zmq.LINGER, 1000)
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its identity
@@ -90,13 +98,16 @@ class MasterServer:
             sock.bind(f"tcp://{bind}:{port}")
             self.sockets[channel] = sock
             self.endpoints[channel] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.monitors: dict[zmq.Socket[bytes], Channel] = {}
+        if keys is not None:  # say out loud when a peer fails the CurveZMQ handshake
+            for channel, sock in self.sockets.items():
+                self.monitors[sock.get_monitor_socket(_HANDSHAKE_FAILURES)] = channel
         self.state = MasterState(config, time.time())
-        self.drops_logged = 0
 
     def serve(self) -> int:
         """Serve until told to quit or the controller goes silent; return the exit status."""
         poller = zmq.Poller()
-        for sock in self.sockets.values():
+        for sock in [*self.sockets.values(), *self.monitors]:
             poller.register(sock, zmq.POLLIN)
         by_socket = {sock: channel for channel, sock in self.sockets.items()}
         signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -105,6 +116,13 @@ class MasterServer:
             for sock, channel in by_socket.items():
                 if sock in ready:
                     self._drain(channel, sock)
+            for monitor, channel in self.monitors.items():
+                if monitor in ready:
+                    event = recv_monitor_message(monitor)
+                    print(f"notebookswarm master: refused a connection on the {channel} socket: "
+                          "a peer without a trusted CurveZMQ key tried to join (handshake "
+                          f"failed, event {event['event']:#x} value {event['value']:#x})",
+                          file=sys.stderr, flush=True)  # fmt: skip
             self._send(self.state.tick(time.time()))
         self.close()
         return 0
@@ -158,76 +176,21 @@ class MasterServer:
 
     def _send(self, out: list[Out]) -> None:
         for channel, identity, message in out:
-            try:
+            # A peer gone or its queue full is for liveness to notice, not for this loop.
+            with contextlib.suppress(zmq.ZMQError):
                 self.sockets[channel].send_multipart(
                     [identity, protocol.encode(message)], zmq.NOBLOCK
                 )
-            except zmq.ZMQError:  # peer gone or its queue full: liveness deals with it
-                pass
 
     def close(self) -> None:
         """Close the sockets (letting queued quits go out) and the context."""
+        for monitor in self.monitors:
+            monitor.close(linger=0)
         for sock in self.sockets.values():
             sock.close(linger=1000)
         if self.auth is not None:
             self.auth.stop()
         self.context.term()
-
-
-@dataclass
-class MasterProcess:
-    """A master running as a subprocess, with its endpoints."""
-
-    process: subprocess.Popen[bytes]
-    worker_endpoint: str
-    control_endpoint: str
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the master and wait for it (killing it if it does not go)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def master_command(config: MasterConfig, bind: str = "127.0.0.1", worker_port: int = 0,
-                   control_port: int = 0, keys: Path | None = None) -> list[str]:  # fmt: skip
-    """Return the command line that starts a master with these settings."""
-    cmd = [sys.executable, "-m", "notebookswarm.master", "--bind", bind,
-           "--worker-port", str(worker_port), "--control-port", str(control_port),
-           "--heartbeat-interval", str(config.heartbeat_interval),
-           "--heartbeat-timeout", str(config.heartbeat_timeout),
-           "--master-timeout", str(config.master_timeout),
-           "--controller-timeout", str(config.controller_timeout),
-           "--report-interval", str(config.report_interval)]  # fmt: skip
-    if config.standalone:
-        cmd.append("--standalone")
-    if keys is not None:
-        cmd += ["--keys", str(keys)]
-    return cmd
-
-
-def start_master(config: MasterConfig | None = None, bind: str = "127.0.0.1",
-                 worker_port: int = 0, control_port: int = 0, keys: Path | None = None,
-                 timeout: float = 30.0) -> MasterProcess:  # fmt: skip
-    """Start a master subprocess and return it once it listens, with its endpoints."""
-    config = config or MasterConfig()
-    check_bind(bind, keys)
-    cmd = master_command(config, bind, worker_port, control_port, keys)
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    line = process.stdout.readline()  # the master prints its endpoints first thing
-    if not line:
-        code = process.wait(timeout)
-        process.stdout.close()
-        raise NotebookSwarmError(f"the master exited with status {code} before listening")
-    info = json.loads(line)
-    return MasterProcess(process, info["worker"], info["control"])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -264,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"notebookswarm master: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"worker": server.endpoints["worker"],
-                      "control": server.endpoints["control"], "pid": os.getpid()}), flush=True)  # fmt: skip
+    announce = {"worker": server.endpoints["worker"], "control": server.endpoints["control"]}
+    print(json.dumps({**announce, "pid": os.getpid()}), flush=True)
     return server.serve()
 
 

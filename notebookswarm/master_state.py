@@ -145,6 +145,7 @@ class MasterState:
             cores=msg.cores,
             joined=now,
             last_seen=now,
+            recent_cpu=deque(maxlen=self.config.saturated_beats),
         )
         c = self.config
         out: list[Out] = [
@@ -198,7 +199,7 @@ class MasterState:
             return []
         try:
             delta = RequestStats.from_wire(msg.stats)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             self.dropped += 1
             return out
         self.pending.merge(delta)
@@ -237,10 +238,15 @@ class MasterState:
         alive = self._alive()
         if self.state not in ("spawning", "running") or not alive:
             return []
-        capacities = [
-            WorkerCapacity(w.worker_id, w.cores, w.saturated(self.config)) for w in alive
-        ]
-        self.assignment = dispatch(self.class_targets, capacities, self.assignment)
+        capacities = [WorkerCapacity(w.worker_id, w.cores, w.saturated(self.config)) for w in alive]
+        # A saturated worker keeps at most what it runs now, not its last target.
+        current = {
+            w.worker_id: w.users
+            if w.saturated(self.config)
+            else self.assignment.get(w.worker_id, {})
+            for w in alive
+        }
+        self.assignment = dispatch(self.class_targets, capacities, current)
         running = {w.worker_id: w.users for w in alive}
         rates = split_rate(self.spawn_rate, self.assignment, running)
         self.generation += 1
@@ -289,7 +295,7 @@ class MasterState:
             result, out = command(message.args, now)
         except (ConfigError, NotebookSwarmError) as exc:
             return [self._reply(identity, message, error=str(exc))]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             self.dropped += 1
             text = f"malformed {message.command!r} arguments: {type(exc).__name__}: {exc}"
             return [self._reply(identity, message, error=text)]
@@ -323,12 +329,13 @@ class MasterState:
             raise ConfigError("the swarm is running: stop it before loading new user code")
         fmt = args["fmt"]
         message = protocol.Code(
-            payload=bytes(args["payload"]),
+            payload=args["payload"],
             fmt=fmt,
             classes=[s.name for s in specs],
             host=args.get("host"),
             options=dict(args.get("options") or {}),
         )
+        protocol.encode(message)  # refuse now what could not be sent to workers later
         self.code = Code(message, specs)
         return {"classes": message.classes}, [
             ("worker", w.identity, message) for w in self.workers.values() if w.state != "lost"
@@ -359,14 +366,13 @@ class MasterState:
     _cmd_set = _cmd_start
 
     def _cmd_stop(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        timeout = args.get("timeout")
+        stop = protocol.Stop(timeout=args.get("timeout"))
+        protocol.encode(stop)  # refuse a timeout that could not be sent to workers
         if self.state in ("ready", "stopped"):
             return {"state": self.state}, []
         self.state = "stopping"
         self.assignment = {}
-        out: list[Out] = [
-            ("worker", w.identity, protocol.Stop(timeout=timeout)) for w in self._alive()
-        ]
+        out: list[Out] = [("worker", w.identity, stop) for w in self._alive()]
         self._settle()
         return {"state": self.state}, out
 

@@ -108,10 +108,12 @@ class RequestStats:
             stats = self.endpoints[key] = EndpointStats()
         stats.record(latency_ns, nbytes, error is not None)
         if error is not None:
-            ekey = (method, name, error)
-            if ekey not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
-                ekey = (method, name, _OVERFLOW)
-            self.errors[ekey] = self.errors.get(ekey, 0) + 1
+            self._add_error((method, name, error), 1)
+
+    def _add_error(self, ekey: tuple[str, str, str], count: int) -> None:
+        if ekey not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
+            ekey = (ekey[0], ekey[1], _OVERFLOW)
+        self.errors[ekey] = self.errors.get(ekey, 0) + count
 
     def record_exception(self, exc: BaseException) -> None:
         """Count an exception raised by user code, grouped by where it was raised."""
@@ -144,7 +146,7 @@ class RequestStats:
                 mine = self.endpoints[key] = EndpointStats()
             mine.merge(stats)
         for ekey, n in other.errors.items():
-            self.errors[ekey] = self.errors.get(ekey, 0) + n
+            self._add_error(ekey, n)
         for site, record in other.exceptions.items():
             self._add_exception(site, record)
 

@@ -71,14 +71,21 @@ class UserContext:
     host: str | None = None
     tags: frozenset[str] | None = None
     exclude_tags: frozenset[str] = frozenset()
-    _task_cache: dict[type[Any], list[TaskLike]] = field(default_factory=dict)
+    _task_cache: dict[tuple[type[Any], bool], list[TaskLike]] = field(default_factory=dict)
 
-    def tasks_of(self, cls: type[Any]) -> list[TaskLike]:
-        """Return a class's tasks after the tag filter (memoised per class)."""
-        tasks = self._task_cache.get(cls)
+    def tasks_of(self, cls: type[Any], selected: bool = False) -> list[TaskLike]:
+        """Return a class's tasks after the tag filter (memoised per class).
+
+        ``selected`` says the class, or a task set it runs inside, carries a selected tag:
+        then every task passes but the excluded ones, as :func:`filter_tasks` promised
+        when it kept the class.
+        """
+        key = (cls, selected)
+        tasks = self._task_cache.get(key)
         if tasks is None:
-            tasks = filter_tasks(cls.tasks, self.tags, self.exclude_tags)
-            self._task_cache[cls] = tasks
+            tags = None if selected else self.tags
+            tasks = filter_tasks(cls.tasks, tags, self.exclude_tags)
+            self._task_cache[key] = tasks
         return tasks
 
 
@@ -130,6 +137,10 @@ def _collect_tasks(bases: tuple[type, ...], namespace: dict[str, Any]) -> list[T
     for item in declared or []:
         if isinstance(item, tuple):
             item, count = item
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ConfigError(
+                    f"task weight must be an integer >= 1, got {count!r} for {item!r}"
+                )
             found += [item] * count
         else:
             found.append(item)
@@ -147,6 +158,11 @@ def _legacy_wait(cls: type[Any], namespace: dict[str, Any]) -> None:
         if low is None or high is None:
             raise ConfigError(
                 f"{cls.__name__} sets only one of min_wait/max_wait: set both, in milliseconds"
+            )
+        if high < low:  # e.g. min_wait = 5000 under Locust's inherited max_wait = 1000
+            raise ConfigError(
+                f"{cls.__name__}.min_wait is {low!r} ms but max_wait is {high!r} ms: "
+                "set max_wait >= min_wait (both in milliseconds)"
             )
         cls.wait_time = between(low / 1000.0, high / 1000.0)
 
@@ -192,7 +208,12 @@ class TaskSet(metaclass=_TaskHolderMeta):
     def __init__(self, parent: TaskSet | User) -> None:
         self.parent = parent
         self.user: User = parent if isinstance(parent, User) else parent.user
-        self._tasks = self.user.context.tasks_of(type(self))
+        tags = self.user.context.tags
+        own: set[str] = set(getattr(type(self), "nbs_tags", ()))
+        self._tag_selected: bool = getattr(parent, "_tag_selected", False) or bool(
+            tags is not None and own & tags
+        )
+        self._tasks = self.user.context.tasks_of(type(self), self._tag_selected)
         self._task_started: float | None = None
 
     @property
@@ -409,7 +430,7 @@ def check_user_classes(classes: Iterable[Any]) -> list[type[User]]:
             raise ConfigError(f"{cls!r} is not a User subclass: define `class X(nbs.HttpUser)`")
         if cls.abstract:
             raise ConfigError(f"{cls.__name__} is abstract: subclass it and run the subclass")
-        if not cls.tasks:
+        if not filter_tasks(cls.tasks, None, frozenset()):
             raise ConfigError(
                 f"user class {cls.__name__} has no tasks: decorate a method with @task "
                 "or set tasks = [...]"

@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,6 +29,7 @@ import gevent
 import psutil
 import zmq
 import zmq.green
+from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm import __version__, protocol
 from notebookswarm.errors import ConfigError
@@ -182,6 +183,32 @@ class Heartbeats:
                 os._exit(4)
 
 
+_HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+class HandshakeFailed(Exception):
+    """The master's socket refused ours during the ZeroMQ handshake."""
+
+
+def explain_handshake(event: Mapping[str, Any]) -> str:
+    """Say why a handshake with the master failed and what to do."""
+    if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (
+            f"the master refused this worker's CurveZMQ key (status {event['value']}): "
+            "put this worker's public key in the master's trusted/ folder, or use keys "
+            "from the master's `keygen` folder"
+        )
+    return (
+        f"the handshake with the master failed (ZeroMQ protocol error {event['value']:#x}): "
+        "the master probably requires CurveZMQ keys (pass --keys DIR with the keys from "
+        "its `keygen` folder), or it uses none and this worker should not pass --keys"
+    )
+
+
 class WorkerNode:
     """A worker joined to a master over ZeroMQ."""
 
@@ -231,10 +258,13 @@ class WorkerNode:
             )
         )
         try:
-            welcome = self.receive(self.connect_timeout)
+            welcome = self._await_welcome()
         except protocol.VersionMismatch as exc:
             self.say(exc.explain(peer="master", local="worker"))
             return 2
+        except HandshakeFailed as exc:
+            self.say(str(exc))
+            return 1
         if isinstance(welcome, protocol.Refused):
             self.say(f"refused by the master: {welcome.reason}")
             return 2
@@ -246,7 +276,7 @@ class WorkerNode:
             )
             return 1
         Heartbeats(self.endpoint, self.reporter, welcome, self.curve)
-        gevent.spawn(self.reporter.run_every, welcome.report_interval, False)
+        ticker = gevent.spawn(self.reporter.run_every, welcome.report_interval, False)
         while True:
             try:
                 message = self.receive(None)
@@ -254,6 +284,7 @@ class WorkerNode:
                 self.say(f"dropped a frame from the master: {exc}")
                 continue
             if isinstance(message, protocol.Quit):
+                ticker.kill()
                 self._stop(None)
                 self.send(protocol.Goodbye(worker_id=self.worker_id))
                 self.sock.close()
@@ -261,6 +292,25 @@ class WorkerNode:
             handler = getattr(self, f"_on_{type(message).__name__.lower()}", None)
             if handler is not None:
                 handler(message)
+
+    def _await_welcome(self) -> protocol.Message | None:
+        """Wait for the master's first answer, watching the connection for a failed handshake."""
+        monitor = self.sock.get_monitor_socket(_HANDSHAKE_FAILURES)
+        try:
+            poller = zmq.green.Poller()
+            poller.register(self.sock, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+            deadline = time.monotonic() + self.connect_timeout
+            while (left := deadline - time.monotonic()) > 0:
+                ready = dict(poller.poll(int(left * 1000) + 1))
+                if monitor in ready:
+                    raise HandshakeFailed(explain_handshake(recv_monitor_message(monitor)))
+                if self.sock in ready:
+                    return self.receive(0)
+            return None
+        finally:
+            self.sock.disable_monitor()
+            monitor.close()
 
     def _on_code(self, message: protocol.Code) -> None:
         if self.reporter.runtime is not None:

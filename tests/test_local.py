@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from notebookswarm.errors import ConfigError
 from notebookswarm.local import run_local
 from notebookswarm.testing import CountingServer
 
-SEED = '''
+SEED = """
 from notebookswarm import HttpLocust, TaskSet, task
 
 class WebsiteTasks(TaskSet):
@@ -31,7 +32,7 @@ class WebsiteUser(HttpLocust):
     task_set = WebsiteTasks
     min_wait = 200
     max_wait = 600
-'''
+"""
 
 UsersFile = Callable[[str], Path]
 
@@ -58,7 +59,7 @@ def test_seed_example_waits_honour_min_and_max_wait(
     for port, method, _path, when in target.log:
         if method == "GET":  # the login runs before the first task, without a wait
             by_user[port].append(when)
-    gaps = [b - a for times in by_user.values() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for times in by_user.values() for a, b in pairwise(times)]
     assert len(gaps) >= 12
     assert min(gaps) >= 0.2
     assert max(gaps) <= 0.6 + 0.1  # the wait plus one loopback request

@@ -140,7 +140,8 @@ def test_bad_targets_are_refused_with_the_value() -> None:
                 pass
         rt = Runtime([A], StatsRecorder())
         messages = []
-        for targets, rate in [({"A": -1}, 1), ({"B": 1}, 1), ({"A": 1}, -3), ({"A": 1}, float("nan"))]:
+        bad = [({"A": -1}, 1), ({"B": 1}, 1), ({"A": 1}, -3), ({"A": 1}, float("nan"))]
+        for targets, rate in bad:
             try:
                 rt.set_targets(targets, rate)
             except ConfigError as exc:

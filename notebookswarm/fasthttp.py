@@ -1,0 +1,50 @@
+"""``FastHttpUser``: a user whose client is a lean HTTP/1.1 client on gevent sockets.
+
+Use it instead of ``HttpUser`` when the load generator's CPU is the limit: on loopback
+it sends many times more requests per CPU-second than the ``requests``-based client
+(``bench/bench_http_clients.py`` measures it). Same ``name=``, ``catch_response=True``,
+timing and failure rules as ``HttpUser``; see :mod:`notebookswarm._fastclient` for what
+the client does and leaves out.
+
+Importing this module does not import gevent; creating a user (in a worker, after the
+monkey-patch) does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from notebookswarm.http import DEFAULT_TIMEOUT, require_host
+from notebookswarm.user import User, UserContext
+
+if TYPE_CHECKING:
+    from notebookswarm._fastclient import FastHttpSession
+
+__all__ = ["FastHttpUser"]
+
+
+class FastHttpUser(User):
+    """A user whose ``self.client`` is a :class:`~notebookswarm._fastclient.FastHttpSession`.
+
+    Class attributes: ``network_timeout`` (seconds a send or a read may take) and
+    ``connection_timeout`` (seconds to connect), both ``DEFAULT_TIMEOUT`` by default;
+    ``insecure = True`` to accept any https certificate (a self-signed test system).
+    """
+
+    abstract = True
+    network_timeout: ClassVar[float] = DEFAULT_TIMEOUT
+    connection_timeout: ClassVar[float] = DEFAULT_TIMEOUT
+    insecure: ClassVar[bool] = False
+
+    def __init__(self, context: UserContext) -> None:
+        super().__init__(context)
+        # Imported here so that `import notebookswarm` never pulls in gevent.
+        from notebookswarm._fastclient import FastHttpSession
+
+        self.client: FastHttpSession = FastHttpSession(
+            require_host(self),
+            context.recorder,
+            network_timeout=self.network_timeout,
+            connection_timeout=self.connection_timeout,
+            insecure=self.insecure,
+        )

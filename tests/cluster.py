@@ -1,0 +1,97 @@
+"""A master, its workers and a controller, all real processes, for the distributed tests."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from notebookswarm import protocol
+from notebookswarm.code import load_args_for_file
+from notebookswarm.control import ControlClient
+from notebookswarm.launch import reap, start_master, start_worker
+from notebookswarm.master_state import MasterConfig
+from notebookswarm.stats import RequestStats
+
+
+class Cluster:
+    """Start a master and ``workers`` workers; collect every update the master sends."""
+
+    def __init__(self, config: MasterConfig, workers: int = 2) -> None:
+        self.master = start_master(config)
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self.client = ControlClient(self.master.control_endpoint)
+        self.lock = threading.Lock()
+        self.updates: list[dict[str, Any]] = []
+        self.total = RequestStats()
+        self.client.on_update(self._on_update)
+        self._dir = tempfile.TemporaryDirectory()
+        for _ in range(workers):
+            self.add_worker()
+
+    def _on_update(self, update: protocol.Update) -> None:
+        with self.lock:
+            self.updates.append(update.payload)
+            self.total.merge(RequestStats.from_wire(update.payload["stats"]))
+
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker process."""
+        proc = start_worker(self.master.worker_endpoint)
+        self.worker_procs.append(proc)
+        return proc
+
+    def latest(self) -> dict[str, Any]:
+        """Return the last update's payload (an empty dict before the first)."""
+        with self.lock:
+            return self.updates[-1] if self.updates else {}
+
+    def workers(self) -> dict[int, dict[str, Any]]:
+        """Return the last update's worker rows keyed by pid."""
+        return {row["pid"]: row for row in self.latest().get("workers", [])}
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll until ``condition()``; return the seconds it took, fail after ``timeout``."""
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    def load(self, source: str, host: str) -> None:
+        """Load user code from source text, as a file would be loaded."""
+        path = Path(self._dir.name) / "users.py"
+        path.write_text(textwrap.dedent(source))
+        self.client.request("load", **load_args_for_file(path, None, host, {}))
+
+    def joined(self, n: int, timeout: float = 30.0) -> None:
+        """Wait until ``n`` workers are known and not lost."""
+        self.wait_for(
+            lambda: sum(w["state"] != "lost" for w in self.workers().values()) == n,
+            timeout,
+            f"{n} workers to join",
+        )
+
+    def stop_and_wait(self, timeout: float = 30.0) -> None:
+        """Stop gracefully and wait for the master's 'stopped' update."""
+        self.client.request("stop")
+        self.wait_for(lambda: self.latest().get("state") == "stopped", timeout, "stopped")
+
+    def close(self) -> None:
+        """Quit the swarm and reap every process it started."""
+        with contextlib.suppress(Exception):  # the master may be gone already
+            self.client.request("quit", timeout=3)
+        self.client.close()
+        for proc in self.worker_procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                reap(proc)
+        self.master.stop()
+        self._dir.cleanup()

@@ -1,0 +1,204 @@
+"""The master process's edges: garbage frames, foreign protocol versions, and CurveZMQ keys."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from notebookswarm import protocol
+from notebookswarm.control import ControlClient
+from notebookswarm.errors import ConfigError
+from notebookswarm.keys import keygen
+from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
+from notebookswarm.master_state import MasterConfig
+
+
+@pytest.fixture
+def master() -> Iterator[MasterProcess]:
+    """A master with no workers."""
+    proc = start_master(MasterConfig(standalone=True))
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class Sockets:
+    """Make raw ZeroMQ sockets for a test and close every one of them afterwards."""
+
+    def __init__(self) -> None:
+        self.context: Sockets = zmq.Context()
+        self.made: list[zmq.Socket[bytes]] = []
+
+    def socket(self, kind: int) -> zmq.Socket[bytes]:
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.made.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self.made:
+            sock.close()
+        self.context.term()
+
+
+@pytest.fixture
+def context() -> Iterator[Sockets]:
+    """Raw sockets, closed after the test."""
+    sockets = Sockets()
+    yield sockets
+    sockets.close()
+
+
+def _garbage(rng: random.Random) -> list[bytes]:
+    """Frames that are never a valid message: random, truncated, or the wrong shape."""
+    valid = protocol.encode(protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0"))
+    kind = rng.randrange(6)
+    if kind == 0:
+        return [rng.randbytes(rng.randrange(0, 64))]
+    if kind == 1:
+        return [valid[: rng.randrange(0, len(valid))]]
+    if kind == 2:  # valid msgpack, wrong fields
+        return [msgpack.packb({"v": 1, "k": "hello", "worker_id": rng.random()})]
+    if kind == 3:
+        return [msgpack.packb({"v": 1, "k": rng.choice(["spawn", "nope", "report"]), "x": [1]})]
+    if kind == 4:
+        return [msgpack.packb([1, 2, rng.randrange(100)])]
+    return [valid, b"an extra frame"]
+
+
+def test_garbage_frames_are_dropped_counted_and_survived(
+    master: MasterProcess, context: Sockets
+) -> None:
+    """10,000 random, truncated and wrong-shape frames on both sockets are all dropped and
+    counted; the master stays up and a real worker joins afterwards."""
+    rng = random.Random(1234)
+    sent = 0
+    for endpoint in (master.worker_endpoint, master.control_endpoint):
+        sock = context.socket(zmq.DEALER)
+        sock.connect(endpoint)
+        for _ in range(5000):
+            sock.send_multipart(_garbage(rng))
+            sent += 1
+    client = ControlClient(master.control_endpoint)
+    worker = start_worker(master.worker_endpoint)
+    try:
+        status = client.request("status")
+        deadline = time.monotonic() + 30
+        while not (status["dropped"] == sent and status["workers"]):
+            assert time.monotonic() < deadline, f"dropped {status['dropped']} of {sent}"
+            time.sleep(0.05)
+            status = client.request("status")
+        assert [w["state"] for w in status["workers"]] == ["ready"]
+        assert master.process.poll() is None
+    finally:
+        client.request("quit")
+        client.close()
+        worker.wait(10)
+
+
+def test_worker_with_another_protocol_version_is_refused(
+    master: MasterProcess, context: Sockets
+) -> None:
+    """A hello in protocol 2 is answered with a Refused that says what to install."""
+    sock = context.socket(zmq.DEALER)
+    sock.connect(master.worker_endpoint)
+    sock.send(msgpack.packb({"v": 2, "k": "hello", "worker_id": "w", "host": "h", "pid": 1,
+                             "cores": 1, "version": "9"}))  # fmt: skip
+    assert sock.poll(10_000), "no answer from the master"
+    reply = protocol.decode(sock.recv())
+    assert reply == protocol.Refused(
+        reason="worker speaks protocol 2, master speaks 1: "
+        "install the same notebookswarm version on both sides"
+    )
+
+
+def test_worker_refuses_a_master_with_another_protocol_version(
+    context: Sockets,
+) -> None:
+    """A worker whose master answers in protocol 2 says what to install and exits."""
+    router = context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "notebookswarm.worker", "--master", f"tcp://127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert router.poll(20_000), "the worker never said hello"
+        identity, hello = router.recv_multipart()
+        assert isinstance(protocol.decode(hello), protocol.Hello)
+        router.send_multipart([identity, msgpack.packb({"v": 2, "k": "quit"})])
+        _, err = worker.communicate(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 2
+    assert "master speaks protocol 2, worker speaks 1: install the same notebookswarm" in err
+
+
+def test_binding_beyond_loopback_needs_keys() -> None:
+    """A master asked to listen on 0.0.0.0 without keys refuses, saying what to pass."""
+    with pytest.raises(ConfigError, match=r"binding 0\.0\.0\.0 .* pass --keys DIR"):
+        start_master(bind="0.0.0.0")
+    done = subprocess.run(
+        [sys.executable, "-m", "notebookswarm.master", "--bind", "0.0.0.0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "python -m notebookswarm keygen DIR" in done.stderr
+
+
+def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None:
+    """With keys on 0.0.0.0, a worker holding the trusted key joins; one without keys and one
+    with an untrusted key are refused, and both sides say why."""
+    keys = keygen(tmp_path / "keys")
+    other = keygen(tmp_path / "other")  # a valid keypair the master does not trust
+    (other / "master.key").write_bytes((keys / "master.key").read_bytes())
+    master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
+    master.process.stderr = None
+    from notebookswarm.keys import worker_curve_options
+
+    client = ControlClient(
+        master.control_endpoint.replace("0.0.0.0", "127.0.0.1"), curve=worker_curve_options(keys)
+    )
+    endpoint = master.worker_endpoint.replace("0.0.0.0", "127.0.0.1")
+    trusted = start_worker(endpoint, keys=keys)
+    keyless = subprocess.Popen(
+        [sys.executable, "-m", "notebookswarm.worker", "--master", endpoint,
+         "--connect-timeout", "20"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    untrusted = subprocess.Popen(
+        [sys.executable, "-m", "notebookswarm.worker", "--master", endpoint,
+         "--connect-timeout", "20", "--keys", str(other)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _, keyless_err = keyless.communicate(timeout=30)
+        _, untrusted_err = untrusted.communicate(timeout=30)
+        status = client.request("status")
+        assert len(status["workers"]) == 1
+        assert status["workers"][0]["pid"] == trusted.pid
+        assert keyless.returncode == 1
+        assert "requires CurveZMQ keys" in keyless_err
+        assert untrusted.returncode == 1
+        assert "refused this worker's CurveZMQ key" in untrusted_err
+    finally:
+        client.request("quit")
+        client.close()
+        trusted.wait(10)
+        for proc in (keyless, untrusted):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        reap(master.process)
