@@ -202,3 +202,19 @@ def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None
                 proc.kill()
                 proc.communicate()
         reap(master.process)
+
+
+def test_keygen_command_writes_a_usable_key_folder(tmp_path: Path) -> None:
+    """`python -m notebookswarm keygen DIR` writes both keypairs and trusts the worker key;
+    running it again on the same folder refuses to overwrite them."""
+    folder = tmp_path / "keys"
+    cmd = [sys.executable, "-m", "notebookswarm", "keygen", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == [
+        "master.key", "master.key_secret", "trusted/worker.key", "worker.key", "worker.key_secret"
+    ]  # fmt: skip
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2
+    assert "exists: pick an empty directory" in again.stderr
