@@ -5,7 +5,9 @@ General layout (imports only go down; see docs/architecture.md):
 0  errors                                                   no internal imports
 1  histogram · stats · ramp · wait_time · user · protocol · dispatch      pure
 2  http (requests) · fasthttp (gevent, imported lazily by FastHttpUser)
-3  runtime and worker (the only monkey-patch) · local runner · frames (pandas)
+2  master_state (sans-I/O) · control (controller socket) · code (packaging user code)
+3  runtime and worker (the only monkey-patch) · master process · launch · local runner ·
+   frames · rundata · run · swarm (the notebook controller)
 4  cli · demo · testing
 
 This module imports its names lazily, so ``import notebookswarm`` is quick and never
@@ -30,8 +32,11 @@ _EXPORTS = {
     "Locust": "notebookswarm.user",
     "NotebookSwarmError": "notebookswarm.errors",
     "RescheduleTask": "notebookswarm.user",
+    "Run": "notebookswarm.run",
     "SequentialTaskSet": "notebookswarm.user",
     "StopUser": "notebookswarm.user",
+    "Swarm": "notebookswarm.swarm",
+    "SwarmConfig": "notebookswarm.swarm",
     "TaskSet": "notebookswarm.user",
     "User": "notebookswarm.user",
     "between": "notebookswarm.wait_time",
@@ -52,8 +57,11 @@ __all__ = [
     "Locust",
     "NotebookSwarmError",
     "RescheduleTask",
+    "Run",
     "SequentialTaskSet",
     "StopUser",
+    "Swarm",
+    "SwarmConfig",
     "TaskSet",
     "User",
     "__version__",
@@ -69,6 +77,8 @@ if TYPE_CHECKING:
     from notebookswarm.errors import ConfigError, NotebookSwarmError
     from notebookswarm.fasthttp import FastHttpUser
     from notebookswarm.http import HttpLocust, HttpSession, HttpUser
+    from notebookswarm.run import Run
+    from notebookswarm.swarm import Swarm, SwarmConfig
     from notebookswarm.user import (
         InterruptTaskSet,
         Locust,

@@ -54,8 +54,17 @@ def demo(args: argparse.Namespace) -> int:
         received = target.count()
     frame = stats_frame(result.stats, result.duration)
     print()
-    columns = ["method", "name", "requests", "failures", "rps",
-               "p50_ms", "p95_ms", "p99_ms", "max_ms"]  # fmt: skip
+    columns = [
+        "method",
+        "name",
+        "requests",
+        "failures",
+        "rps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+    ]
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     counted = result.stats.total().requests
     print(f"\nthe target received {received} requests; notebookswarm counted {counted}")

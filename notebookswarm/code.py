@@ -45,8 +45,13 @@ def load_args_for_classes(
         if module is not None and not name.startswith("notebookswarm") and name != "__main__":
             cloudpickle.register_pickle_by_value(module)
     payload = cloudpickle.dumps(list(checked))
-    return {"payload": payload, "fmt": "pickle", "classes": _describe(checked),
-            "host": host, "options": dict(options)}  # fmt: skip
+    return {
+        "payload": payload,
+        "fmt": "pickle",
+        "classes": _describe(checked),
+        "host": host,
+        "options": dict(options),
+    }
 
 
 def load_args_for_file(
@@ -56,5 +61,10 @@ def load_args_for_file(
     classes = check_user_classes(load_file(path, names))
     _check_unique(classes)
     source = Path(path).read_bytes()
-    return {"payload": source, "fmt": "source", "classes": _describe(classes), "host": host,
-            "options": {**options, "filename": str(path)}}  # fmt: skip
+    return {
+        "payload": source,
+        "fmt": "source",
+        "classes": _describe(classes),
+        "host": host,
+        "options": {**options, "filename": str(path)},
+    }

@@ -33,8 +33,9 @@ class MasterUnreachable(NotebookSwarmError):
 class ControlClient:
     """A controller's connection to a master, served by a background thread."""
 
-    def __init__(self, endpoint: str, ping_interval: float = 1.0,
-                 curve: dict[int, bytes] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, endpoint: str, ping_interval: float = 1.0, curve: dict[int, bytes] | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.ping_interval = ping_interval
         self._curve = curve or {}
@@ -47,8 +48,9 @@ class ControlClient:
         self.last_heard: float | None = None
         self.refused: str | None = None
         self.dropped = 0
-        self._thread = threading.Thread(target=self._serve, name="notebookswarm-control",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._serve, name="notebookswarm-control", daemon=True
+        )
         self._thread.start()
 
     def on_update(self, callback: UpdateCallback) -> None:

@@ -29,9 +29,18 @@ from notebookswarm.stats import EndpointStats, RequestStats
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
 STATS_COLUMNS = [
-    "method", "name", "requests", "failures", "failure_ratio", "rps", "mean_ms", "min_ms",
-    "max_ms", *PERCENTILES, "bytes",
-]  # fmt: skip
+    "method",
+    "name",
+    "requests",
+    "failures",
+    "failure_ratio",
+    "rps",
+    "mean_ms",
+    "min_ms",
+    "max_ms",
+    *PERCENTILES,
+    "bytes",
+]
 _INTS = ("requests", "failures", "bytes")
 _NS_PER_MS = 1_000_000
 

@@ -44,16 +44,35 @@ class MasterProcess:
         return reap(self.process, timeout)
 
 
-def master_command(config: MasterConfig, bind: str = "127.0.0.1", worker_port: int = 0,
-                   control_port: int = 0, keys: Path | None = None) -> list[str]:  # fmt: skip
+def master_command(
+    config: MasterConfig,
+    bind: str = "127.0.0.1",
+    worker_port: int = 0,
+    control_port: int = 0,
+    keys: Path | None = None,
+) -> list[str]:
     """Return the command line that starts a master with these settings."""
-    cmd = [sys.executable, "-m", "notebookswarm.master", "--bind", bind,
-           "--worker-port", str(worker_port), "--control-port", str(control_port),
-           "--heartbeat-interval", str(config.heartbeat_interval),
-           "--heartbeat-timeout", str(config.heartbeat_timeout),
-           "--master-timeout", str(config.master_timeout),
-           "--controller-timeout", str(config.controller_timeout),
-           "--report-interval", str(config.report_interval)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "notebookswarm.master",
+        "--bind",
+        bind,
+        "--worker-port",
+        str(worker_port),
+        "--control-port",
+        str(control_port),
+        "--heartbeat-interval",
+        str(config.heartbeat_interval),
+        "--heartbeat-timeout",
+        str(config.heartbeat_timeout),
+        "--master-timeout",
+        str(config.master_timeout),
+        "--controller-timeout",
+        str(config.controller_timeout),
+        "--report-interval",
+        str(config.report_interval),
+    ]
     if config.standalone:
         cmd.append("--standalone")
     if keys is not None:
@@ -61,9 +80,14 @@ def master_command(config: MasterConfig, bind: str = "127.0.0.1", worker_port: i
     return cmd
 
 
-def start_master(config: MasterConfig | None = None, bind: str = "127.0.0.1",
-                 worker_port: int = 0, control_port: int = 0, keys: Path | None = None,
-                 timeout: float = 30.0) -> MasterProcess:  # fmt: skip
+def start_master(
+    config: MasterConfig | None = None,
+    bind: str = "127.0.0.1",
+    worker_port: int = 0,
+    control_port: int = 0,
+    keys: Path | None = None,
+    timeout: float = 30.0,
+) -> MasterProcess:
     """Start a master subprocess and return it once it listens, with its endpoints."""
     config = config or MasterConfig()
     check_bind(bind, keys)
@@ -79,11 +103,19 @@ def start_master(config: MasterConfig | None = None, bind: str = "127.0.0.1",
     return MasterProcess(process, info["worker"], info["control"])
 
 
-def start_worker(master_endpoint: str, keys: Path | None = None,
-                 connect_timeout: float = 30.0) -> subprocess.Popen[bytes]:  # fmt: skip
+def start_worker(
+    master_endpoint: str, keys: Path | None = None, connect_timeout: float = 30.0
+) -> subprocess.Popen[bytes]:
     """Start a worker process that joins the master at ``master_endpoint``."""
-    cmd = [sys.executable, "-m", "notebookswarm.worker", "--master", master_endpoint,
-           "--connect-timeout", str(connect_timeout)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "notebookswarm.worker",
+        "--master",
+        master_endpoint,
+        "--connect-timeout",
+        str(connect_timeout),
+    ]
     if keys is not None:
         cmd += ["--keys", str(keys)]
     return subprocess.Popen(cmd)

@@ -85,11 +85,23 @@ def run_local(
     for cls in check_user_classes(load_file(locustfile, classes)):
         resolve_host(cls, host)
     cmd = [
-        sys.executable, "-m", "notebookswarm.worker", "--standalone",
-        "--locustfile", str(locustfile), "--users", str(users),
-        "--spawn-rate", str(spawn_rate), "--run-time", str(run_time),
-        "--stop-timeout", str(stop_timeout), "--report-interval", str(report_interval),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "notebookswarm.worker",
+        "--standalone",
+        "--locustfile",
+        str(locustfile),
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--run-time",
+        str(run_time),
+        "--stop-timeout",
+        str(stop_timeout),
+        "--report-interval",
+        str(report_interval),
+    ]
     if host is not None:
         cmd += ["--host", host]
     for name in classes or ():

@@ -70,8 +70,14 @@ class _AuthLog:
 class MasterServer:
     """Own the master's sockets and clock; delegate every decision to MasterState."""
 
-    def __init__(self, config: MasterConfig, bind: str = "127.0.0.1", worker_port: int = 0,
-                 control_port: int = 0, keys: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: MasterConfig,
+        bind: str = "127.0.0.1",
+        worker_port: int = 0,
+        control_port: int = 0,
+        keys: Path | None = None,
+    ) -> None:
         check_bind(bind, keys)
         self.config = config
         self.context = zmq.Context()
@@ -119,10 +125,13 @@ class MasterServer:
             for monitor, channel in self.monitors.items():
                 if monitor in ready:
                     event = recv_monitor_message(monitor)
-                    print(f"notebookswarm master: refused a connection on the {channel} socket: "
-                          "a peer without a trusted CurveZMQ key tried to join (handshake "
-                          f"failed, event {event['event']:#x} value {event['value']:#x})",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"notebookswarm master: refused a connection on the {channel} socket: "
+                        "a peer without a trusted CurveZMQ key tried to join (handshake "
+                        f"failed, event {event['event']:#x} value {event['value']:#x})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             self._send(self.state.tick(time.time()))
         self.close()
         return 0
@@ -160,8 +169,10 @@ class MasterServer:
             try:
                 out = handle(identity, message, now)
             except Exception:  # a bug must not take the swarm down: log it, go on
-                self._drop(channel, f"{type(message).__name__} crashed its handler:\n"
-                           + traceback.format_exc())  # fmt: skip
+                self._drop(
+                    channel,
+                    f"{type(message).__name__} crashed its handler:\n" + traceback.format_exc(),
+                )
                 continue
             if state.state != before:  # tell controllers at once, with the stats so far
                 out += state.update(now)
@@ -171,16 +182,26 @@ class MasterServer:
         self.state.dropped += 1
         n = self.state.dropped
         if n <= _LOG_FIRST_DROPS or n % 1000 == 0:
-            print(f"notebookswarm master: dropped frame #{n} on the {channel} socket: {reason}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"notebookswarm master: dropped frame #{n} on the {channel} socket: {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _send(self, out: list[Out]) -> None:
         for channel, identity, message in out:
+            try:
+                frame = protocol.encode(message)
+            except protocol.ProtocolError as exc:  # a bug or an absurd value: say so, go on
+                print(
+                    f"notebookswarm master: cannot send {type(message).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             # A peer gone or its queue full is for liveness to notice, not for this loop.
             with contextlib.suppress(zmq.ZMQError):
-                self.sockets[channel].send_multipart(
-                    [identity, protocol.encode(message)], zmq.NOBLOCK
-                )
+                self.sockets[channel].send_multipart([identity, frame], zmq.NOBLOCK)
 
     def close(self) -> None:
         """Close the sockets (letting queued quits go out) and the context."""
@@ -201,8 +222,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker-port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("--keys", type=Path, help="CurveZMQ key folder; required beyond 127.0.0.1")
-    p.add_argument("--standalone", action="store_true",
-                   help="a service: keep running when no controller is connected")  # fmt: skip
+    p.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a service: keep running when no controller is connected",
+    )
     p.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval)
     p.add_argument("--heartbeat-timeout", type=float, default=d.heartbeat_timeout)
     p.add_argument("--master-timeout", type=float, default=d.master_timeout)

@@ -117,6 +117,7 @@ class MasterState:
         self.pending = RequestStats()
         self.pending_lost: list[dict[str, Any]] = []
         self.pending_failures: list[dict[str, Any]] = []
+        self.pending_reports: list[list[Any]] = []
         self.dropped = 0
         self.started = now
         self.last_update = now
@@ -204,6 +205,7 @@ class MasterState:
             return out
         self.pending.merge(delta)
         self.total.merge(delta)
+        self.pending_reports.append([msg.worker_id, msg.seq])
         span = msg.end - msg.start
         worker.rps = delta.total().requests / span if span > 0 else 0.0
         worker.last_report_end = msg.end
@@ -228,6 +230,8 @@ class MasterState:
         if worker is not None:
             worker.error = msg.reason
         self.pending_failures.append({"worker": msg.worker_id, "reason": msg.reason})
+        out += self._redispatch()  # a worker that cannot run users leaves them to the others
+        self._settle()
         return out
 
     def _alive(self) -> list[WorkerInfo]:
@@ -289,8 +293,13 @@ class MasterState:
         command = getattr(self, f"_cmd_{message.command}", None)
         if command is None:
             known = sorted(n[5:] for n in dir(self) if n.startswith("_cmd_"))
-            return [self._reply(identity, message, error=(
-                f"unknown command {message.command!r}: use one of {known}"))]  # fmt: skip
+            return [
+                self._reply(
+                    identity,
+                    message,
+                    error=(f"unknown command {message.command!r}: use one of {known}"),
+                )
+            ]
         try:
             result, out = command(message.args, now)
         except (ConfigError, NotebookSwarmError) as exc:
@@ -408,7 +417,9 @@ class MasterState:
                 self.pending_lost.append(
                     {
                         "worker": worker.worker_id,
-                        "since": worker.last_report_end or worker.joined,
+                        "since": worker.joined
+                        if worker.last_report_end is None
+                        else worker.last_report_end,
                         "until": now,
                         "users": sum(worker.users.values()),
                     }
@@ -437,11 +448,13 @@ class MasterState:
             "workers": [w.row() for w in self.workers.values()],
             "lost": self.pending_lost,
             "failures": self.pending_failures,
+            "reports": self.pending_reports,  # which worker reports this delta holds
             "dropped": self.dropped,
         }
         self.pending = RequestStats()
         self.pending_lost = []
         self.pending_failures = []
+        self.pending_reports = []
         self.last_update = now
         message = protocol.Update(seq=self.update_seq, time=now, payload=payload)
         self.update_seq += 1

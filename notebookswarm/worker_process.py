@@ -71,6 +71,34 @@ class LoopMonitor:
         self._greenlet.kill(block=False)
 
 
+class SamplingRecorder(StatsRecorder):
+    """A test hook: also writes every latency to a file, tagged with its report's seq.
+
+    Enabled by the ``raw_samples_file`` code option; lets a test check percentiles over a
+    window against the exact samples. Costs a list append per request and a file write per
+    report, so it is not for real runs.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.samples: list[tuple[str, str, int]] = []
+
+    def record_request(
+        self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
+    ) -> None:
+        """Count one request and keep its latency."""
+        super().record_request(method, name, latency_ns, nbytes, error)
+        self.samples.append((method, name, latency_ns))
+
+    def dump(self, worker_id: str, seq: int) -> None:
+        """Append the samples of the interval just taken, as ``worker seq method name ns``."""
+        with open(self.path, "a") as out:
+            for method, name, latency in self.samples:
+                out.write(f"{worker_id}\t{seq}\t{method}\t{name}\t{latency}\n")
+        self.samples = []
+
+
 class Reporter:
     """Build this worker's stats deltas and heartbeats."""
 
@@ -103,6 +131,8 @@ class Reporter:
         report = protocol.Report(
             worker_id=self.worker_id, seq=self.seq, start=self.since, end=now, stats=delta.to_wire()
         )
+        if isinstance(self.recorder, SamplingRecorder):
+            self.recorder.dump(self.worker_id, self.seq)
         self.send(report)
         self.seq += 1
         self.since = now
@@ -146,8 +176,9 @@ class Heartbeats:
     its rhythm while users saturate the hub.
     """
 
-    def __init__(self, endpoint: str, reporter: Reporter, welcome: protocol.Welcome,
-                 curve: dict[int, bytes]) -> None:  # fmt: skip
+    def __init__(
+        self, endpoint: str, reporter: Reporter, welcome: protocol.Welcome, curve: dict[int, bytes]
+    ) -> None:
         self.endpoint = endpoint
         self.reporter = reporter
         self.interval = welcome.heartbeat_interval
@@ -212,8 +243,9 @@ def explain_handshake(event: Mapping[str, Any]) -> str:
 class WorkerNode:
     """A worker joined to a master over ZeroMQ."""
 
-    def __init__(self, endpoint: str, connect_timeout: float = 30.0,
-                 curve: dict[int, bytes] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, endpoint: str, connect_timeout: float = 30.0, curve: dict[int, bytes] | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.connect_timeout = connect_timeout
         self.curve = curve or {}
@@ -318,6 +350,9 @@ class WorkerNode:
         try:
             self.classes = load_code(message)
             options = message.options
+            if options.get("raw_samples_file"):
+                self.recorder = SamplingRecorder(str(options["raw_samples_file"]))
+                self.reporter.recorder = self.recorder
             config = RuntimeConfig(
                 host=message.host,
                 tags=frozenset(options["tags"]) if options.get("tags") else None,

@@ -111,8 +111,19 @@ def test_worker_with_another_protocol_version_is_refused(
     """A hello in protocol 2 is answered with a Refused that says what to install."""
     sock = context.socket(zmq.DEALER)
     sock.connect(master.worker_endpoint)
-    sock.send(msgpack.packb({"v": 2, "k": "hello", "worker_id": "w", "host": "h", "pid": 1,
-                             "cores": 1, "version": "9"}))  # fmt: skip
+    sock.send(
+        msgpack.packb(
+            {
+                "v": 2,
+                "k": "hello",
+                "worker_id": "w",
+                "host": "h",
+                "pid": 1,
+                "cores": 1,
+                "version": "9",
+            }
+        )
+    )
     assert sock.poll(10_000), "no answer from the master"
     reply = protocol.decode(sock.recv())
     assert reply == protocol.Refused(
@@ -152,8 +163,11 @@ def test_binding_beyond_loopback_needs_keys() -> None:
         start_master(bind="0.0.0.0")
     done = subprocess.run(
         [sys.executable, "-m", "notebookswarm.master", "--bind", "0.0.0.0"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert "python -m notebookswarm keygen DIR" in done.stderr
 
@@ -174,15 +188,33 @@ def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None
     endpoint = master.worker_endpoint.replace("0.0.0.0", "127.0.0.1")
     trusted = start_worker(endpoint, keys=keys)
     keyless = subprocess.Popen(
-        [sys.executable, "-m", "notebookswarm.worker", "--master", endpoint,
-         "--connect-timeout", "20"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "notebookswarm.worker",
+            "--master",
+            endpoint,
+            "--connect-timeout",
+            "20",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     untrusted = subprocess.Popen(
-        [sys.executable, "-m", "notebookswarm.worker", "--master", endpoint,
-         "--connect-timeout", "20", "--keys", str(other)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "notebookswarm.worker",
+            "--master",
+            endpoint,
+            "--connect-timeout",
+            "20",
+            "--keys",
+            str(other),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, keyless_err = keyless.communicate(timeout=30)
         _, untrusted_err = untrusted.communicate(timeout=30)
@@ -213,8 +245,12 @@ def test_keygen_command_writes_a_usable_key_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert names == [
-        "master.key", "master.key_secret", "trusted/worker.key", "worker.key", "worker.key_secret"
-    ]  # fmt: skip
+        "master.key",
+        "master.key_secret",
+        "trusted/worker.key",
+        "worker.key",
+        "worker.key_secret",
+    ]
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 2
     assert "exists: pick an empty directory" in again.stderr

@@ -52,7 +52,9 @@ def new_state(now: float = T0, **config: Any) -> MasterState:
     return MasterState(MasterConfig(**config), now)
 
 
-def from_worker(state: MasterState, worker_id: str, message: protocol.Message, now: float):
+def from_worker(
+    state: MasterState, worker_id: str, message: protocol.Message, now: float
+) -> list[Out]:
     return sendable(state.on_worker(ident(worker_id), wire(message), now))
 
 
@@ -66,7 +68,7 @@ def beat(
     worker_id: str,
     now: float,
     users: dict[str, int] | None = None,
-    run: str = "running",
+    run: protocol.WorkerState = "running",
     cpu: float = 10.0,
 ) -> list[Out]:
     heartbeat = protocol.Heartbeat(
@@ -99,9 +101,15 @@ def command(
 
 def load(state: MasterState, now: float, classes: list[dict[str, Any]] = ONE_CLASS) -> list[Out]:
     reply, out = command(
-        state, "load", now, payload=b"class Reader: ...", fmt="source", classes=classes,
-        host="http://target", options={"stop_timeout": 2.0},
-    )  # fmt: skip
+        state,
+        "load",
+        now,
+        payload=b"class Reader: ...",
+        fmt="source",
+        classes=classes,
+        host="http://target",
+        options={"stop_timeout": 2.0},
+    )
     assert reply.ok, reply.error
     return out
 
@@ -110,6 +118,14 @@ def start(state: MasterState, now: float, users: int, spawn_rate: float = 10.0) 
     reply, out = command(state, "start", now, users=users, spawn_rate=spawn_rate)
     assert reply.ok, reply.error
     return out
+
+
+def refusal(reply: protocol.ControlReply) -> str:
+    """The error of a reply that must say ok=False and why."""
+    assert not reply.ok
+    assert reply.error
+    assert reply.result == {}
+    return reply.error
 
 
 def tick(state: MasterState, now: float) -> list[Out]:
@@ -134,6 +150,7 @@ def updates(out: list[Out]) -> list[tuple[bytes, protocol.Update]]:
 def worker_row(state: MasterState, worker_id: str) -> dict[str, Any]:
     reply, _ = command(state, "status", state.last_controller)
     (row,) = [w for w in reply.result["workers"] if w["id"] == worker_id]
+    assert isinstance(row, dict)
     return row
 
 
@@ -172,7 +189,7 @@ def running_swarm(
 
 
 def test_hello_is_answered_with_a_welcome_carrying_the_configured_timings() -> None:
-    """A worker that says hello gets a Welcome with the config's heartbeat, master and report timings."""
+    """A hello is answered with a Welcome carrying the heartbeat, master and report timings."""
     state = new_state(heartbeat_interval=0.5, master_timeout=7.0, report_interval=2.0)
     out = join(state, "w1", T0, cores=4)
     assert out == [
@@ -185,9 +202,18 @@ def test_hello_is_answered_with_a_welcome_carrying_the_configured_timings() -> N
         )
     ]
     assert worker_row(state, "w1") | {"last_seen": None} == {
-        "id": "w1", "host": "gen", "pid": 42, "cores": 4, "state": "ready", "users": 0,
-        "cpu_percent": 0.0, "loop_lag": 0.0, "rps": 0.0, "last_seen": None, "error": None,
-    }  # fmt: skip
+        "id": "w1",
+        "host": "gen",
+        "pid": 42,
+        "cores": 4,
+        "state": "ready",
+        "users": 0,
+        "cpu_percent": 0.0,
+        "loop_lag": 0.0,
+        "rps": 0.0,
+        "last_seen": None,
+        "error": None,
+    }
 
 
 def test_hello_after_load_is_answered_with_welcome_then_the_code() -> None:
@@ -199,9 +225,12 @@ def test_hello_after_load_is_answered_with_welcome_then_the_code() -> None:
     assert {identity for _, identity, _ in out} == {ident("w1")}
     code = out[1][2]
     assert code == protocol.Code(
-        payload=b"class Reader: ...", fmt="source", classes=["Reader"],
-        host="http://target", options={"stop_timeout": 2.0},
-    )  # fmt: skip
+        payload=b"class Reader: ...",
+        fmt="source",
+        classes=["Reader"],
+        host="http://target",
+        options={"stop_timeout": 2.0},
+    )
 
 
 def test_hello_before_start_sends_no_spawn() -> None:
@@ -215,8 +244,7 @@ def test_newcomer_gets_a_spawn_and_existing_workers_get_capacity_weighted_target
     """A 4-core worker joining a 2-core worker that runs 60 users takes 40 and leaves it 20."""
     state = running_swarm({"small": 2}, users=60)
     out = join(state, "big", T0 + 2, cores=4)
-    assert [type(m) for _, _, m in out][0] is protocol.Welcome
-    assert sent(out, protocol.Code) != []
+    assert [type(m) for _, _, m in out][:2] == [protocol.Welcome, protocol.Code]
     targets = {identity: s.targets for identity, s in spawns(out).items()}
     assert targets == {ident("big"): {"Reader": 40}, ident("small"): {"Reader": 20}}
 
@@ -323,9 +351,15 @@ def test_load_ships_the_code_to_every_worker() -> None:
     join(state, "w1", T0)
     join(state, "w2", T0)
     reply, out = command(
-        state, "load", T0, payload=b"\x80pickle", fmt="pickle", classes=TWO_CLASSES,
-        host=None, options={},
-    )  # fmt: skip
+        state,
+        "load",
+        T0,
+        payload=b"\x80pickle",
+        fmt="pickle",
+        classes=TWO_CLASSES,
+        host=None,
+        options={},
+    )
     assert reply.ok and reply.error is None
     assert reply.result == {"classes": ["Reader", "Writer"]}
     code = protocol.Code(
@@ -338,11 +372,16 @@ def test_load_is_refused_while_the_swarm_runs() -> None:
     """load during a run replies ok=False saying to stop first, and ships nothing."""
     state = running_swarm({"w1": 1}, users=5)
     reply, out = command(
-        state, "load", T0 + 2, payload=b"new", fmt="source", classes=ONE_CLASS, host=None,
+        state,
+        "load",
+        T0 + 2,
+        payload=b"new",
+        fmt="source",
+        classes=ONE_CLASS,
+        host=None,
         options={},
-    )  # fmt: skip
-    assert not reply.ok
-    assert "stop" in reply.error
+    )
+    assert "stop" in refusal(reply)
     assert out == []
     assert state.code is not None and state.code.message.payload == b"class Reader: ..."
 
@@ -363,8 +402,7 @@ def test_load_without_classes_is_refused() -> None:
     reply, out = command(
         state, "load", T0, payload=b"", fmt="source", classes=[], host=None, options={}
     )
-    assert not reply.ok
-    assert "User subclass" in reply.error
+    assert "User subclass" in refusal(reply)
     assert out == [] and state.code is None
 
 
@@ -383,17 +421,17 @@ def test_load_without_classes_is_refused() -> None:
         ({"users": 10, "spawn_rate": math.inf}, "inf"),
         ({"users": 10, "spawn_rate": None}, "None"),
     ],
+    ids=lambda value: repr(value) if isinstance(value, dict) else "",
 )
 def test_start_and_set_refuse_bad_values_naming_them(
     name: str, args: dict[str, Any], named: str
 ) -> None:
-    """start/set with a bad users or spawn_rate reply ok=False naming the value, changing nothing."""
+    """start/set with a bad users or spawn_rate reply ok=False naming the value; nothing changes."""
     state = new_state()
     join(state, "w1", T0)
     load(state, T0)
     reply, out = command(state, name, T0, **args)
-    assert not reply.ok
-    assert named in reply.error
+    assert named in refusal(reply)
     assert out == []
     assert state.state == "ready"
     assert state.target_users == 0
@@ -405,8 +443,7 @@ def test_start_without_code_is_refused(name: str) -> None:
     state = new_state()
     join(state, "w1", T0)
     reply, out = command(state, name, T0, users=10, spawn_rate=1.0)
-    assert not reply.ok
-    assert "no user code loaded" in reply.error
+    assert "no user code loaded" in refusal(reply)
     assert out == [] and state.state == "ready"
 
 
@@ -415,8 +452,7 @@ def test_start_with_more_users_than_fixed_classes_allow_is_refused() -> None:
     state = new_state()
     load(state, T0, classes=[{"name": "Admin", "weight": 0, "fixed_count": 2}])
     reply, out = command(state, "start", T0, users=5, spawn_rate=1.0)
-    assert not reply.ok
-    assert "5 users" in reply.error
+    assert "5 users" in refusal(reply)
     assert out == [] and state.state == "ready"
 
 
@@ -437,14 +473,20 @@ def test_unknown_command_lists_the_known_ones() -> None:
     """An unknown command replies ok=False naming it and every command the master knows."""
     state = new_state()
     reply, out = command(state, "launch", T0)
-    assert not reply.ok
-    assert "'launch'" in reply.error
+    error = refusal(reply)
+    assert "'launch'" in error
     for known in ("load", "ping", "quit", "set", "start", "status", "stop"):
-        assert f"'{known}'" in reply.error
+        assert f"'{known}'" in error
     assert out == []
 
 
-LOAD = {"payload": b"x", "fmt": "source", "classes": ONE_CLASS, "host": None, "options": {}}
+LOAD: dict[str, Any] = {
+    "payload": b"x",
+    "fmt": "source",
+    "classes": ONE_CLASS,
+    "host": None,
+    "options": {},
+}
 
 
 @pytest.mark.parametrize(
@@ -468,14 +510,32 @@ LOAD = {"payload": b"x", "fmt": "source", "classes": ONE_CLASS, "host": None, "o
         ("stop", {"timeout": -1.0}),
         ("stop", {"timeout": math.nan}),
     ],
+    ids=[
+        "load-nothing",
+        "classes-not-a-list",
+        "class-not-a-map",
+        "class-without-weight",
+        "weight-text",
+        "weight-nil",
+        "weight-infinite",
+        "without-fmt",
+        "unknown-fmt",
+        "payload-text",
+        "payload-int",
+        "host-int",
+        "options-text",
+        "options-int-keys",
+        "stop-timeout-text",
+        "stop-timeout-negative",
+        "stop-timeout-nan",
+    ],
 )
 def test_malformed_arguments_are_refused_without_raising(name: str, args: dict[str, Any]) -> None:
     """Missing keys or wrong types in a command's args give ok=False and nothing unsendable."""
     state = running_swarm({"w1": 1}, users=5) if name == "stop" else new_state()
     before = (state.state, state.code)
     reply, out = command(state, name, T0 + 2, **args)
-    assert not reply.ok
-    assert reply.error
+    assert refusal(reply)
     assert out == []
     assert (state.state, state.code) == before
 
@@ -697,7 +757,9 @@ def test_failed_worker_reason_is_reported_in_the_next_update() -> None:
 # --- saturation ------------------------------------------------------------------------
 
 
-def hot(state: MasterState, worker_id: str, now: float, users: dict[str, int], beats: int = 3):
+def hot(
+    state: MasterState, worker_id: str, now: float, users: dict[str, int], beats: int = 3
+) -> list[Out]:
     out: list[Out] = []
     for i in range(beats):
         out += beat(state, worker_id, now + i * 0.1, users=users, cpu=95.0)
@@ -847,9 +909,23 @@ GOOD_ENDPOINT = STATS.to_wire()["e"][0][2]
         {"e": [["GET", "/", {**GOOD_ENDPOINT, "r": "many"}]], "err": [], "exc": []},
         {"e": [["GET", "/", {**GOOD_ENDPOINT, "r": math.inf}]], "err": [], "exc": []},
         {"e": [["GET", "/", {**GOOD_ENDPOINT, "h": []}]], "err": [], "exc": []},
-        {"e": [["GET", "/", {**GOOD_ENDPOINT, "h": {"b": 7, "n": 1, "lo": 1, "hi": 1}}]]},
+        {"e": [["GET", "/", {**GOOD_ENDPOINT, "h": {**GOOD_ENDPOINT["h"], "b": 7}}]]},
+        {"e": [["GET", "/", GOOD_ENDPOINT], ["GET", "/x", {"r": 1}]], "err": [], "exc": []},
         {"e": [["GET", "/", GOOD_ENDPOINT]], "err": [["GET", "/", "503", None]], "exc": []},
         {"e": [["GET", "/", GOOD_ENDPOINT]], "err": [], "exc": 7},
+    ],
+    ids=[
+        "empty",
+        "endpoints-not-a-list",
+        "endpoint-short",
+        "endpoint-without-counts",
+        "requests-text",
+        "requests-infinite",
+        "histogram-a-list",
+        "buckets-not-a-map",
+        "second-endpoint-bad",
+        "error-count-nil",
+        "exceptions-not-a-list",
     ],
 )
 def test_malformed_stats_in_a_report_are_dropped_without_raising(stats: dict[str, Any]) -> None:
@@ -961,7 +1037,10 @@ def test_quit_tells_every_worker_to_quit_and_asks_the_master_to_exit() -> None:
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
     reply, out = command(state, "quit", T0 + 2)
     assert reply.ok
-    assert sent(out, protocol.Quit) == [(ident("w1"), protocol.Quit()), (ident("w2"), protocol.Quit())]
+    assert sent(out, protocol.Quit) == [
+        (ident("w1"), protocol.Quit()),
+        (ident("w2"), protocol.Quit()),
+    ]
     assert state.exit_requested
 
 
@@ -973,7 +1052,10 @@ def test_silent_controller_makes_the_master_quit_everything() -> None:
     assert sent(tick(state, T0 + 15.0), protocol.Quit) == []
     assert not state.exit_requested
     out = tick(state, T0 + 15.5)
-    assert sent(out, protocol.Quit) == [(ident("w1"), protocol.Quit()), (ident("w2"), protocol.Quit())]
+    assert sent(out, protocol.Quit) == [
+        (ident("w1"), protocol.Quit()),
+        (ident("w2"), protocol.Quit()),
+    ]
     assert state.exit_requested
 
 

@@ -21,6 +21,15 @@ NOTEBOOK_SIDE = [
     "notebookswarm.dispatch",
     "notebookswarm.testing",
     "notebookswarm.cli",
+    "notebookswarm.swarm",
+    "notebookswarm.run",
+    "notebookswarm.rundata",
+    "notebookswarm.control",
+    "notebookswarm.launch",
+    "notebookswarm.code",
+    "notebookswarm.master",
+    "notebookswarm.master_state",
+    "notebookswarm.keys",
 ]
 
 
@@ -36,8 +45,11 @@ def test_public_names_are_pinned() -> None:
         "Locust",
         "NotebookSwarmError",
         "RescheduleTask",
+        "Run",
         "SequentialTaskSet",
         "StopUser",
+        "Swarm",
+        "SwarmConfig",
         "TaskSet",
         "User",
         "__version__",
