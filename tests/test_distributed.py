@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cluster import Cluster
 
 from notebookswarm.master_state import MasterConfig
 from notebookswarm.testing import CountingServer
+
+from cluster import Cluster
 
 WEB_USER = """
 from notebookswarm import HttpUser, task, constant

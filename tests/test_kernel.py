@@ -8,8 +8,9 @@ import time
 
 import psutil
 
-from kernel import kernel
 from notebookswarm.testing import CountingServer
+
+from kernel import kernel
 
 DEFINE = """
 import notebookswarm as nbs
