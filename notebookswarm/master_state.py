@@ -25,6 +25,10 @@ from notebookswarm.dispatch import UserClassSpec, WorkerCapacity, dispatch, spli
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.stats import RequestStats
 
+#: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
+OVERLOADED_CPU = 85.0
+OVERLOADED_LAG = 0.010
+
 Channel = Literal["worker", "control"]
 Out = tuple[Channel, bytes, protocol.Message]
 """A message to send: on which socket, to which peer identity, what."""
@@ -88,7 +92,14 @@ class WorkerInfo:
             "rps": self.rps,
             "last_seen": self.last_seen,
             "error": self.error,
+            "overloaded": self.overloaded(),
         }
+
+    def overloaded(self) -> bool:
+        """Say whether this worker's own delay may be in its latencies (CPU or loop lag)."""
+        return self.state != "lost" and (
+            self.cpu_percent > OVERLOADED_CPU or self.loop_lag > OVERLOADED_LAG
+        )
 
 
 @dataclass
@@ -449,6 +460,7 @@ class MasterState:
             "lost": self.pending_lost,
             "failures": self.pending_failures,
             "reports": self.pending_reports,  # which worker reports this delta holds
+            "overloaded": [w.worker_id for w in self.workers.values() if w.overloaded()],
             "dropped": self.dropped,
         }
         self.pending = RequestStats()

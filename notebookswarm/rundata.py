@@ -62,6 +62,7 @@ WORKER_COLUMNS = [
     "loop_lag_ms",
     "rps",
     "last_seen",
+    "overloaded",
     "error",
 ]
 
@@ -160,6 +161,7 @@ class RunData:
         self.target_users = 0
         self.spawn_rate = 0.0
         self.dropped = 0
+        self.overloaded: list[str] = []
         self.updates = 0
         self.last_rps = 0.0
         self.last_failure_ratio = 0.0
@@ -181,6 +183,7 @@ class RunData:
         self.target_users = int(payload.get("target_users", 0))
         self.spawn_rate = float(payload.get("spawn_rate", 0.0))
         self.dropped = int(payload.get("dropped", 0))
+        self.overloaded = list(payload.get("overloaded", []))
         self.workers_rows = list(payload.get("workers", []))
         self.lost += list(payload.get("lost", []))
         self.failures += list(payload.get("failures", []))
@@ -267,6 +270,7 @@ class RunData:
             {
                 **{k: row.get(k) for k in WORKER_COLUMNS if k in row},
                 "loop_lag_ms": float(row.get("loop_lag", 0.0)) * 1000.0,
+                "overloaded": bool(row.get("overloaded", False)),
             }
             for row in self.workers_rows
         ]
@@ -285,6 +289,7 @@ class RunData:
                 "cpu_percent": "float64",
                 "loop_lag_ms": "float64",
                 "rps": "float64",
+                "overloaded": "bool",
                 "error": "string",
             }
         )

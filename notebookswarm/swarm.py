@@ -336,6 +336,13 @@ class Swarm:
             return self._data.state
 
     @property
+    def overloaded(self) -> list[str]:
+        """Workers whose CPU (> 85%) or event-loop lag (> 10 ms) means their latencies
+        include the generator's own delay; empty when the measurements can be trusted."""
+        with self._lock:
+            return list(self._data.overloaded)
+
+    @property
     def user_count(self) -> int:
         """Users running now, as the master last reported."""
         with self._lock:

@@ -213,6 +213,7 @@ def test_hello_is_answered_with_a_welcome_carrying_the_configured_timings() -> N
         "rps": 0.0,
         "last_seen": None,
         "error": None,
+        "overloaded": False,
     }
 
 
