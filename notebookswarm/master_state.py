@@ -396,6 +396,11 @@ class MasterState:
         self._settle()
         return {"state": self.state}, out
 
+    def _cmd_reset(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        self.total = RequestStats()
+        self.pending = RequestStats()
+        return {}, []
+
     def _cmd_quit(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
         self.exit_requested = True
         return {}, self.quit_all()

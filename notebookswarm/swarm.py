@@ -267,6 +267,21 @@ class Swarm:
         self.wait("stopped", timeout if timeout is not None else grace)
         self.stopped_at = time.time()
 
+    def reset_stats(self) -> None:
+        """Forget the statistics so far (here and in the master); the swarm keeps running."""
+        self._command("reset")
+        with self._lock:
+            self._data = RunData(self._data.fine_seconds)
+
+    def dashboard(self, window: float = 900.0) -> Any:
+        """Return a live widget: sliders and buttons that steer, charts that follow the swarm.
+
+        ``window``: seconds of history the charts keep (the DataFrames keep everything).
+        """
+        from notebookswarm.dashboard import Dashboard
+
+        return Dashboard(self, window=window).widget
+
     def run(self, users: int, spawn_rate: float = 1.0, duration: float | str = "30s") -> Run:
         """Run ``users`` for ``duration`` with a progress line, stop, and return the result."""
         seconds = parse_duration(duration)

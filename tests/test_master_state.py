@@ -476,7 +476,7 @@ def test_unknown_command_lists_the_known_ones() -> None:
     reply, out = command(state, "launch", T0)
     error = refusal(reply)
     assert "'launch'" in error
-    for known in ("load", "ping", "quit", "set", "start", "status", "stop"):
+    for known in ("load", "ping", "quit", "reset", "set", "start", "status", "stop"):
         assert f"'{known}'" in error
     assert out == []
 
