@@ -47,6 +47,9 @@ class MasterConfig:
     controller_timeout: float = 15.0
     report_interval: float = 1.0
     update_interval: float = 1.0
+    #: Updates go out this long after each wall-clock second, once the workers' reports
+    #: for that second (sent on the second) have arrived.
+    update_delay: float = 0.3
     standalone: bool = False
     saturated_cpu: float = 90.0
     saturated_beats: int = 3
@@ -129,9 +132,11 @@ class MasterState:
         self.pending_lost: list[dict[str, Any]] = []
         self.pending_failures: list[dict[str, Any]] = []
         self.pending_reports: list[list[Any]] = []
+        self.pending_seconds: dict[str, float] = {}  # per worker: seconds its reports cover
         self.dropped = 0
         self.started = now
         self.last_update = now
+        self.next_update = self._next_update_after(now)
         self.last_controller = now
         self.update_seq = 0
         self.exit_requested = False
@@ -218,6 +223,7 @@ class MasterState:
         self.total.merge(delta)
         self.pending_reports.append([msg.worker_id, msg.seq])
         span = msg.end - msg.start
+        self.pending_seconds[msg.worker_id] = self.pending_seconds.get(msg.worker_id, 0.0) + span
         worker.rps = delta.total().requests / span if span > 0 else 0.0
         worker.last_report_end = msg.end
         return out
@@ -447,9 +453,14 @@ class MasterState:
         if not self.config.standalone and quiet > self.config.controller_timeout:
             self.exit_requested = True
             out += self.quit_all()
-        if now - self.last_update >= self.config.update_interval or self.exit_requested:
+        if now >= self.next_update or self.exit_requested:
             out += self.update(now)
         return out
+
+    def _next_update_after(self, now: float) -> float:
+        """The next wall-clock multiple of update_interval, plus update_delay."""
+        interval, delay = self.config.update_interval, self.config.update_delay
+        return (math.floor((now - delay) / interval) + 1) * interval + delay
 
     def update(self, now: float) -> list[Out]:
         """Build the update frame for every live controller and start a new interval."""
@@ -465,6 +476,10 @@ class MasterState:
             "lost": self.pending_lost,
             "failures": self.pending_failures,
             "reports": self.pending_reports,  # which worker reports this delta holds
+            # seconds of a worker's time the delta covers, on average (for rates); 0 if none
+            "span": sum(self.pending_seconds.values()) / len(self.pending_seconds)
+            if self.pending_seconds
+            else 0.0,
             "overloaded": [w.worker_id for w in self.workers.values() if w.overloaded()],
             "dropped": self.dropped,
         }
@@ -472,7 +487,9 @@ class MasterState:
         self.pending_lost = []
         self.pending_failures = []
         self.pending_reports = []
+        self.pending_seconds = {}
         self.last_update = now
+        self.next_update = self._next_update_after(now)
         message = protocol.Update(seq=self.update_seq, time=now, payload=payload)
         self.update_seq += 1
         live = [

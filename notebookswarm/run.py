@@ -72,9 +72,9 @@ class Run:
         return self._data.percentiles(q, start, end, by)
 
     def __repr__(self) -> str:
-        total = self._data.total.total()
+        total = self.stats.iloc[-1]  # the Aggregated row; a loaded run has no RequestStats
         return (
-            f"<Run {total.requests} requests, {total.failures} failures, "
+            f"<Run {total['requests']} requests, {total['failures']} failures, "
             f"{self._data.duration():.1f} s>"
         )
 
@@ -92,6 +92,7 @@ class Run:
             "meta": self.meta,
             "lost": self._data.lost,
             "failures": self._data.failures,
+            "span": [self._data.first, self._data.last],
         }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         return folder
@@ -115,9 +116,16 @@ class Run:
         data = RunData()
         data.slots = _slots_from(pd.read_parquet(folder / "histograms.parquet"))
         data.lost, data.failures = meta["lost"], meta["failures"]
+        data.first, data.last = meta.get("span", [None, None])
         run = cls(data, meta["meta"])
         run._frozen = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
         return run
+
+    def to_html(self, path: str | Path, title: str = "notebookswarm run") -> Path:
+        """Write one self-contained HTML report (works offline) to ``path``; return it."""
+        from notebookswarm.report import write_html
+
+        return write_html(self, path, title)
 
     def to_csv(self, folder: str | Path) -> Path:
         """Write each DataFrame as CSV into ``folder``; return the folder."""

@@ -188,10 +188,14 @@ class RunData:
         self.lost += list(payload.get("lost", []))
         self.failures += list(payload.get("failures", []))
         self.updates += 1
+        if not payload.get("reports", True):
+            return  # a state change between seconds: no requests to tabulate
         if self.first is None:
             self.first = start
         self.last = end
-        span = end - start
+        # Rates divide by the workers' time the delta covers, not by the gap between
+        # updates: the update sent at a graceful stop comes early but holds a full report.
+        span = float(payload.get("span") or 0.0) or end - start
         slot = Slot(start, end)
         for key, stats in delta.endpoints.items():
             self._columns.add(end, self._code(key), stats, span, self.users)

@@ -39,9 +39,11 @@ from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
 from notebookswarm.master_state import MasterConfig
 from notebookswarm.run import Run
 from notebookswarm.rundata import RunData
+from notebookswarm.shapes import StepLoad
 from notebookswarm.user import check_host
 
 FrameCallback = Callable[[dict[str, Any]], None]
+_DURATION_WORD = re.compile(r"^\s*\d")
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$"
 )
@@ -96,6 +98,10 @@ class Swarm:
         self._workers: list[Any] = []
         self.started_at: float | None = None
         self.stopped_at: float | None = None
+        self.steps: list[tuple[float, float, int]] = []  # (start, end, users) of a step load
+        self._shape_thread: threading.Thread | None = None
+        self._shape_done = threading.Event()
+        self._shape_stop = threading.Event()
         if _attach is not None:
             endpoint, curve = _attach
             self._client = ControlClient(endpoint, curve=curve)
@@ -239,13 +245,20 @@ class Swarm:
         self._command("set", spawn_rate=spawn_rate)
 
     def wait(self, until: str | float = "spawned", timeout: float | None = None) -> None:
-        """Block until ``"spawned"`` (all users running) or ``"stopped"``, or for N seconds."""
-        if not isinstance(until, str):
+        """Block until ``"spawned"`` (all users running), ``"stopped"``, ``"done"`` (a step
+        load finished), or for a duration (seconds or "30s")."""
+        if not isinstance(until, str) or _DURATION_WORD.match(until):
             time.sleep(parse_duration(until))
+            return
+        if until == "done":
+            if not self._shape_done.wait(timeout):
+                raise TimeoutError(f"the step load was not done within {timeout:g} s")
             return
         wanted = {"spawned": ("running",), "stopped": ("stopped",)}.get(until)
         if wanted is None:
-            raise ConfigError(f"wait({until!r}): wait for 'spawned', 'stopped' or a duration")
+            raise ConfigError(
+                f"wait({until!r}): wait for 'spawned', 'stopped', 'done' or a duration"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._data.state not in wanted:
@@ -258,6 +271,8 @@ class Swarm:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop every user gracefully and wait until the last statistics have arrived."""
+        if threading.current_thread() is not self._shape_thread:
+            self._shape_stop.set()
         with self._lock:
             idle = self._data.state in ("ready", "stopped")
         if idle:
@@ -266,6 +281,60 @@ class Swarm:
         grace = self.config.stop_timeout + self.config.master.heartbeat_timeout + 5
         self.wait("stopped", timeout if timeout is not None else grace)
         self.stopped_at = time.time()
+
+    def step_load(
+        self,
+        start: int,
+        step: int,
+        every: float | str,
+        until: int,
+        spawn_rate: float | None = None,
+    ) -> StepLoad:
+        """Run ``start`` users, add ``step`` every ``every``, up to ``until``; return at once.
+
+        The steps run on a background thread; ``wait("done")`` blocks until the last step
+        is over, and the swarm then stops gracefully. ``spawn_rate`` defaults to one step's
+        users per second, so each step is reached within about a second.
+        """
+        shape = StepLoad(start, step, parse_duration(every), until)
+        rate = float(spawn_rate) if spawn_rate is not None else float(max(step, start))
+        _check_rate(rate)
+        with self._lock:
+            if self._shape_thread is not None and self._shape_thread.is_alive():
+                raise ConfigError("a step load is already running: wait('done') or stop() first")
+        self._shape_done.clear()
+        self._shape_stop.clear()
+        began = time.time()
+        self.steps = [(began + s.start, began + s.end, s.users) for s in shape.steps()]
+        self.start(shape.start, rate)
+        self._shape_thread = threading.Thread(
+            target=self._follow_shape,
+            args=(shape, time.monotonic()),
+            daemon=True,
+            name="notebookswarm-shape",
+        )
+        self._shape_thread.start()
+        return shape
+
+    def _follow_shape(self, shape: StepLoad, began: float) -> None:
+        current = shape.start
+        try:
+            while not self._shape_stop.is_set():
+                users = shape.users_at(time.monotonic() - began)
+                if users is None:
+                    break
+                if users != current:
+                    self.set_users(users)
+                    current = users
+                self._shape_stop.wait(0.05)
+            if not self._shape_stop.is_set():
+                self.stop()
+        except NotebookSwarmError:
+            pass  # closed under us: nothing left to steer
+        finally:
+            self._shape_done.set()
+            with self._lock:
+                self._state_changed.notify_all()
 
     def reset_stats(self) -> None:
         """Forget the statistics so far (here and in the master); the swarm keeps running."""
@@ -320,6 +389,7 @@ class Swarm:
             "users": data.target_users,
             "spawn_rate": data.spawn_rate,
             "stop_timeout": self.config.stop_timeout,
+            "steps": [list(s) for s in self.steps],
         }
         return Run(data, meta)
 
@@ -328,6 +398,7 @@ class Swarm:
         if self._closed:
             return
         self._closed = True
+        self._shape_stop.set()
         self._finalizer()
         with self._lock:
             self._data.state = "closed"

@@ -14,6 +14,7 @@ Imported only by :mod:`notebookswarm.worker` after monkey-patching. Two modes:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import secrets
 import socket
@@ -138,12 +139,14 @@ class Reporter:
         self.since = now
 
     def run_every(self, interval: float, with_heartbeat: bool) -> None:
-        """Flush on an absolute schedule every ``interval`` seconds until killed."""
-        start = time.monotonic()
-        ticks = 0
+        """Flush at every multiple of ``interval`` on the wall clock, until killed.
+
+        Aligning to the clock rather than to this worker's start makes every worker's
+        report cover the same second, so the master's per-second rows add up cleanly.
+        """
         while True:
-            ticks += 1
-            gevent.sleep(max(0.0, start + ticks * interval - time.monotonic()))
+            now = time.time()
+            gevent.sleep(max(0.0, (math.floor(now / interval) + 1) * interval - now))
             self.flush()
             if with_heartbeat:
                 self.send(self.heartbeat())

@@ -940,8 +940,11 @@ def test_malformed_stats_in_a_report_are_dropped_without_raising(stats: dict[str
 
 
 def test_updates_go_once_per_interval_to_recent_controllers_with_increasing_seq() -> None:
-    """Updates leave once per update_interval, only to controllers heard within the timeout."""
-    state = new_state(update_interval=1.0, controller_timeout=15.0, standalone=True)
+    """Updates leave at each whole update_interval of the clock (plus update_delay), only to
+    controllers heard within the timeout."""
+    state = new_state(
+        update_interval=1.0, update_delay=0.0, controller_timeout=15.0, standalone=True
+    )
     command(state, "ping", T0, peer=b"old")
     command(state, "ping", T0, peer=b"new")
     assert updates(tick(state, T0 + 0.5)) == []
@@ -957,6 +960,17 @@ def test_updates_go_once_per_interval_to_recent_controllers_with_increasing_seq(
     late = updates(tick(state, T0 + 15.5))
     assert [peer for peer, _ in late] == [b"new"]
     assert late[0][1].seq > second[0][1].seq
+
+
+def test_updates_wait_update_delay_after_the_second() -> None:
+    """With update_delay, the periodic update leaves that long after each whole second, when
+    the workers' reports for the second (sent on the second) are in."""
+    state = new_state(update_interval=1.0, update_delay=0.3, standalone=True)
+    command(state, "ping", T0 + 0.1)
+    assert updates(tick(state, T0 + 0.29)) == []
+    assert len(updates(tick(state, T0 + 0.3))) == 1
+    assert updates(tick(state, T0 + 1.2)) == []
+    assert len(updates(tick(state, T0 + 1.31))) == 1
 
 
 def test_update_payload_describes_the_swarm() -> None:
