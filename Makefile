@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo lab test lint typecheck unit clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -22,6 +22,9 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 
 demo: $(VENV)/.installed
 	$(PY) -m notebookswarm demo
+
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check notebookswarm tests bench

@@ -5,70 +5,83 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from notebookswarm import protocol
 from notebookswarm.errors import NotebookSwarmError
-from notebookswarm.frames import stats_frame
-from notebookswarm.local import LocalResult, run_local
-from notebookswarm.testing import CountingServer
-
-
-def _progress(message: protocol.Message, result: LocalResult) -> None:
-    if not isinstance(message, protocol.Heartbeat) or not result.reports:
-        return
-    last = result.reports[-1]
-    total = result.stats.total()
-    seconds = last.end - last.start
-    from notebookswarm.stats import RequestStats
-
-    interval = RequestStats.from_wire(last.stats).total()
-    rps = interval.requests / seconds if seconds > 0 else 0.0
-    p95 = total.latency.percentile(0.95) / 1e6
-    print(
-        f"  {result.duration:5.1f} s  users {sum(message.users.values()):4d}  "
-        f"requests {total.requests:6d}  failures {total.failures:4d}  "
-        f"rps {rps:7.1f}  p95 {p95:7.2f} ms  worker CPU {message.cpu_percent:5.1f}%",
-        flush=True,
-    )
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Run the seed example's users against a local target and print what they measured."""
-    users_file = resources.files("notebookswarm.examples").joinpath("website.py")
-    with CountingServer() as target:
-        target.route("/", body=b"<h1>home</h1>" * 20)
-        target.route("/about/", body=b"<p>about us</p>" * 50)
-        print(f"demo target listening on {target.url}")
+    """Find the demo contest site's bottleneck: step load, knee, report, saved run."""
+    from notebookswarm.analysis import capacity
+    from notebookswarm.demo import start_target
+    from notebookswarm.swarm import Swarm
+
+    users_file = str(resources.files("notebookswarm.examples").joinpath("contest.py"))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with start_target(pool_size=args.pool_size, query_ms=args.query_ms) as target:
+        expected = args.pool_size / (args.query_ms / 1000.0)
         print(
-            f"running {args.users} WebsiteUser users (spawn rate {args.spawn_rate}/s) "
-            f"for {args.run_time:g} s in a worker process..."
+            f"demo contest site on {target.url}: a database pool of {args.pool_size} "
+            f"connections, {args.query_ms:g} ms per query -> at most ~{expected:.0f} req/s"
         )
-        result = run_local(
-            str(users_file),
-            host=target.url,
-            users=args.users,
-            spawn_rate=args.spawn_rate,
-            run_time=args.run_time,
-            on_message=_progress,
-        )
-        received = target.count()
-    frame = stats_frame(result.stats, result.duration)
-    print()
+        with Swarm(users_file, host=target.url, workers=args.workers) as swarm:
+            print(
+                f"{len(swarm.workers)} workers joined; stepping from {args.start} to "
+                f"{args.until} users, {args.step} more every {args.every:g} s"
+            )
+            swarm.on_frame(lambda frame: _progress(frame, target))
+            swarm.step_load(start=args.start, step=args.step, every=args.every, until=args.until)
+            swarm.wait("done")
+            run = swarm.result()
+    cap = capacity(run, think_time=1.0)
     columns = [
-        "method",
-        "name",
-        "requests",
-        "failures",
-        "rps",
+        "users",
+        "throughput",
         "p50_ms",
         "p95_ms",
         "p99_ms",
-        "max_ms",
+        "failure_ratio",
+        "littles_law_ok",
     ]
-    print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    counted = result.stats.total().requests
-    print(f"\nthe target received {received} requests; notebookswarm counted {counted}")
-    return 0 if received == counted else 1
+    print()
+    print(cap.table[columns].to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    knee = cap.knee
+    print(
+        f"\nknee: about {int(knee['users'])} users at {cap.throughput:.0f} req/s "
+        f"(the pool allows ~{expected:.0f}); past it, latency climbs while throughput stays"
+    )
+    report = run.to_html(out / "report.html", title="notebookswarm demo: the contest site")
+    saved = run.save(out / "run")
+    print(
+        f"wrote {report} (open it in a browser) and the run in {saved}/ "
+        "(nbs.Run.load to read it back)"
+    )
+    print(
+        "next: `make lab` and open notebooks/02-find-the-bottleneck.ipynb to tune the pool "
+        "and prove the fix"
+    )
+    return 0
+
+
+def _progress(frame: dict[str, Any], target: Any) -> None:
+    if not frame.get("reports"):
+        return
+    from notebookswarm.stats import RequestStats
+
+    total = RequestStats.from_wire(frame["stats"]).total()
+    span = float(frame.get("span") or 1.0)
+    p95 = total.latency.percentile(0.95) / 1e6
+    try:
+        waiting = target.metrics().get("pool_waiters", 0)
+    except Exception:
+        waiting = "?"
+    print(
+        f"  users {frame['users']:4d}  {total.requests / span:7.1f} req/s  p95 {p95:8.1f} ms"
+        f"  failures {total.failures:3d}  requests waiting for the database {waiting}",
+        flush=True,
+    )
 
 
 def keygen(args: argparse.Namespace) -> int:
@@ -89,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="notebookswarm")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the example users against a local target")
-    p_demo.add_argument("--users", type=int, default=300)
-    p_demo.add_argument("--spawn-rate", type=float, default=60.0)
-    p_demo.add_argument("--run-time", type=float, default=10.0)
+    p_demo.add_argument("--pool-size", type=int, default=8)
+    p_demo.add_argument("--query-ms", type=float, default=20.0)
+    p_demo.add_argument("--start", type=int, default=50)
+    p_demo.add_argument("--step", type=int, default=50)
+    p_demo.add_argument("--every", type=float, default=5.0)
+    p_demo.add_argument("--until", type=int, default=600)
+    p_demo.add_argument("--workers", type=int, default=2)
+    p_demo.add_argument("--output", default="demo-output")
     p_demo.set_defaults(run=demo)
     p_keys = sub.add_parser("keygen", help="write CurveZMQ keys for a master and its workers")
     p_keys.add_argument("directory")
