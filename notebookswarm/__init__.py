@@ -93,7 +93,13 @@ if TYPE_CHECKING:
     from notebookswarm.wait_time import between, constant, constant_pacing, constant_throughput
 
 
+#: Submodules reachable as attributes (``nbs.demo.start_target()``), imported on first use.
+_SUBMODULES = frozenset({"analysis", "demo"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"notebookswarm.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'notebookswarm' has no attribute {name!r}")
