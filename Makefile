@@ -27,8 +27,8 @@ lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check notebookswarm tests bench
-	$(VENV)/bin/ruff format --check notebookswarm tests bench
+	$(VENV)/bin/ruff check notebookswarm tests bench tools
+	$(VENV)/bin/ruff format --check notebookswarm tests bench tools
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy

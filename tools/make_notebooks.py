@@ -213,7 +213,8 @@ run.stats
         "code",
         """
 history = run.history
-history[history["name"] == "Aggregated"].set_index("time")[["requests", "rps", "p95_ms", "users"]].tail()
+aggregated = history[history["name"] == "Aggregated"].set_index("time")
+aggregated[["requests", "rps", "p95_ms", "users"]].tail()
 """,
     ),
     (
