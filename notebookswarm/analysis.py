@@ -174,7 +174,7 @@ def compare(before: Any, after: Any, labels: tuple[str, str] = ("before", "after
     a, b = labels
     left = before.stats.set_index(["method", "name"])[_COMPARED]
     right = after.stats.set_index(["method", "name"])[_COMPARED]
-    joined = left.join(right, how="outer", lsuffix=f"_{a}", rsuffix=f"_{b}")
+    joined = left.add_suffix(f"_{a}").join(right.add_suffix(f"_{b}"), how="outer")
     for measure in _COMPARED:
         x, y = joined[f"{measure}_{a}"], joined[f"{measure}_{b}"]
         joined[f"{measure}_delta"] = y - x
