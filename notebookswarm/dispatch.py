@@ -45,7 +45,15 @@ from functools import partial
 
 from notebookswarm.errors import ConfigError
 
-__all__ = ["Assignment", "UserClassSpec", "WorkerCapacity", "dispatch", "split_rate", "split_users"]
+__all__ = [
+    "Assignment",
+    "UserClassSpec",
+    "WorkerCapacity",
+    "dispatch",
+    "share_by_cores",
+    "split_rate",
+    "split_users",
+]
 
 Assignment = dict[str, dict[str, int]]
 """Users per class per worker: ``{worker_id: {class_name: users}}``."""
@@ -128,6 +136,14 @@ def dispatch(
     )
     counts.update(zip(free, _fill(left, quotas, [held[i] for i in free]), strict=True))
     return {w.worker_id: counts[i] for i, w in enumerate(workers)}
+
+
+def share_by_cores(total: int, workers: Sequence[WorkerCapacity]) -> dict[str, int]:
+    """Split a whole number over workers in proportion to their cores (largest remainder)."""
+    if not workers:
+        return {}
+    parts = _apportion(total, [w.cores for w in workers])
+    return {w.worker_id: n for w, n in zip(workers, parts, strict=True)}
 
 
 def split_rate(

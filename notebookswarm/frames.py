@@ -14,6 +14,8 @@ rps             float64 requests per second over the span
 mean_ms         float64 mean latency
 min_ms .. max_ms float64 exact minimum and maximum latency
 p50_ms, p90_ms, p95_ms, p99_ms, p999_ms  float64  percentiles (within 1%, clamped to min/max)
+p50/p95/p99/max_corrected_ms  float64  the same from each request's intended start
+                (arrival-rate mode: coordinated omission corrected; else equal)
 bytes           int64   response body bytes received
 =============== ======= =====================================================
 """
@@ -28,6 +30,13 @@ from notebookswarm.stats import EndpointStats, RequestStats
 
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
+#: Latency from the intended start (arrival-rate mode); equal to the above otherwise.
+CORRECTED = {
+    "p50_corrected_ms": 0.5,
+    "p95_corrected_ms": 0.95,
+    "p99_corrected_ms": 0.99,
+    "max_corrected_ms": 1.0,
+}
 STATS_COLUMNS = [
     "method",
     "name",
@@ -39,6 +48,7 @@ STATS_COLUMNS = [
     "min_ms",
     "max_ms",
     *PERCENTILES,
+    *CORRECTED,
     "bytes",
 ]
 _INTS = ("requests", "failures", "bytes")
@@ -61,9 +71,10 @@ def endpoint_row(method: str, name: str, stats: EndpointStats, seconds: float) -
         "max_ms": hist.max / _NS_PER_MS if n else float("nan"),
         "bytes": stats.bytes,
     }
-    values = hist.percentiles(PERCENTILES.values())
-    for column, value in zip(PERCENTILES, values, strict=True):
-        row[column] = value / _NS_PER_MS if n else float("nan")
+    for columns, histogram in ((PERCENTILES, hist), (CORRECTED, stats.corrected_latency)):
+        values = histogram.percentiles(columns.values())
+        for column, value in zip(columns, values, strict=True):
+            row[column] = value / _NS_PER_MS if n else float("nan")
     return row
 
 

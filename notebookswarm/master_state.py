@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from notebookswarm import protocol
-from notebookswarm.dispatch import UserClassSpec, WorkerCapacity, dispatch, split_rate, split_users
+from notebookswarm.dispatch import (
+    UserClassSpec,
+    WorkerCapacity,
+    dispatch,
+    share_by_cores,
+    split_rate,
+    split_users,
+)
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.stats import RequestStats
 
@@ -105,6 +112,25 @@ class WorkerInfo:
         )
 
 
+@dataclass(frozen=True)
+class Arrivals:
+    """The open model's settings: task runs a second over a pool of at most max_users.
+
+    ``max_backlog`` None means two seconds' worth of arrivals at the current rate.
+    """
+
+    rate: float
+    max_users: int
+    poisson: bool = False
+    max_backlog: int | None = None
+
+    def backlog(self) -> int:
+        """Return how many arrivals may wait for a free user before drops."""
+        if self.max_backlog is not None:
+            return self.max_backlog
+        return max(1, math.ceil(2 * self.rate))
+
+
 @dataclass
 class Code:
     """User code as a controller loaded it: opaque bytes plus plain-data class metadata."""
@@ -125,6 +151,7 @@ class MasterState:
         self.target_users = 0
         self.spawn_rate = 1.0
         self.class_targets: dict[str, int] = {}
+        self.arrivals: Arrivals | None = None  # set: the open model (arrival rate)
         self.assignment: dict[str, dict[str, int]] = {}
         self.generation = 0
         self.total = RequestStats()
@@ -260,6 +287,8 @@ class MasterState:
         if self.state not in ("spawning", "running") or not alive:
             return []
         capacities = [WorkerCapacity(w.worker_id, w.cores, w.saturated(self.config)) for w in alive]
+        if self.arrivals is not None:
+            return self._pace(alive, capacities, self.arrivals)
         # A saturated worker keeps at most what it runs now, not its last target.
         current = {
             w.worker_id: w.users
@@ -284,6 +313,29 @@ class MasterState:
             for w in alive
         ]
 
+    def _pace(
+        self, alive: list[WorkerInfo], capacities: list[WorkerCapacity], arrivals: Arrivals
+    ) -> list[Out]:
+        """Split the arrival rate, the pool and the backlog over the workers by cores."""
+        cores = sum(w.cores for w in alive)
+        pools = share_by_cores(arrivals.max_users, capacities)
+        backlogs = share_by_cores(arrivals.backlog(), capacities)
+        self.generation += 1
+        return [
+            (
+                "worker",
+                w.identity,
+                protocol.Pace(
+                    rate=arrivals.rate * w.cores / cores,
+                    max_users=pools[w.worker_id],
+                    poisson=arrivals.poisson,
+                    max_backlog=backlogs[w.worker_id],
+                    generation=self.generation,
+                ),
+            )
+            for w in alive
+        ]
+
     def _settle(self) -> None:
         """Move the swarm's state on from what the workers report."""
         alive = self._alive()
@@ -291,7 +343,8 @@ class MasterState:
             self.state = "stopped"
         elif self.state in ("spawning", "running"):
             users = sum(sum(w.users.values()) for w in alive)
-            done = users == self.target_users and all(w.state == "running" for w in alive)
+            sized = self.arrivals is not None or users == self.target_users
+            done = sized and all(w.state == "running" for w in alive)
             self.state = "running" if done else "spawning"
 
     def user_count(self) -> int:
@@ -370,6 +423,11 @@ class MasterState:
     def _cmd_start(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
         if self.code is None:
             raise ConfigError("no user code loaded: load user classes before starting")
+        if "rate" in args or (
+            self.arrivals is not None and not {"users", "spawn_rate"} & set(args)
+        ):
+            return self._start_arrivals(args)
+        self.arrivals = None
         users = args.get("users", self.target_users)
         rate = args.get("spawn_rate", self.spawn_rate)
         if isinstance(users, bool) or not isinstance(users, int) or users < 0:
@@ -390,6 +448,35 @@ class MasterState:
         return {"targets": self.class_targets, "workers": len(self._alive())}, out
 
     _cmd_set = _cmd_start
+
+    def _start_arrivals(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[Out]]:
+        old = self.arrivals or Arrivals(rate=0.0, max_users=0)
+        rate = args.get("rate", old.rate)
+        max_users = args.get("max_users", old.max_users)
+        kind = args.get("arrivals", "poisson" if old.poisson else "constant")
+        backlog = args.get("max_backlog", old.max_backlog)
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not (math.isfinite(rate) and 0 <= rate <= 1e7)
+        ):
+            raise ConfigError(f"rate must be task runs per second >= 0, got {rate!r}")
+        if isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1:
+            raise ConfigError(
+                f"max_users must be an integer >= 1 (the pool of users), got {max_users!r}"
+            )
+        if kind not in ("constant", "poisson"):
+            raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
+        if backlog is not None and (
+            isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0
+        ):
+            raise ConfigError(f"max_backlog must be an integer >= 0 or None, got {backlog!r}")
+        self.arrivals = Arrivals(float(rate), max_users, kind == "poisson", backlog)
+        self.target_users = 0
+        self.state = "spawning"
+        out = self._redispatch()
+        self._settle()
+        return {"rate": self.arrivals.rate, "workers": len(self._alive())}, out
 
     def _cmd_stop(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
         stop = protocol.Stop(timeout=args.get("timeout"))
@@ -469,6 +556,8 @@ class MasterState:
             "users": self.user_count(),
             "target_users": self.target_users,
             "spawn_rate": self.spawn_rate,
+            "rate": self.arrivals.rate if self.arrivals else None,
+            "max_users": self.arrivals.max_users if self.arrivals else None,
             "start": self.last_update,
             "end": now,
             "stats": self.pending.to_wire(),

@@ -62,6 +62,7 @@ __all__ = [
     "Message",
     "NonNegativeFloat",
     "NonNegativeInt",
+    "Pace",
     "Ping",
     "PositiveFloat",
     "PositiveInt",
@@ -245,6 +246,18 @@ class Spawn:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Pace:
+    """The master sets a worker's arrival rate (open model): its share of the swarm's rate."""
+
+    KIND: ClassVar[str] = "pace"
+    rate: NonNegativeFloat  # task runs per second this worker starts
+    max_users: NonNegativeInt  # its pool of users grows up to this
+    poisson: bool  # exponential gaps between arrivals instead of even ones
+    max_backlog: NonNegativeInt  # arrivals that may wait for a free user before drops
+    generation: NonNegativeInt  # shared with Spawn: the newest dispatch wins
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stop:
     """The master stops a worker's users, waiting at most ``timeout`` s for tasks to end."""
 
@@ -312,6 +325,7 @@ Message: TypeAlias = (
     | Refused
     | Code
     | Spawn
+    | Pace
     | Stop
     | Quit
     | Ping

@@ -67,9 +67,10 @@ class Run:
         start: Any = None,
         end: Any = None,
         by: str | Sequence[str] | None = "name",
+        corrected: bool = False,
     ) -> pd.DataFrame:
         """Exact percentiles (ms) over a window; see ``RunData.percentiles``."""
-        return self._data.percentiles(q, start, end, by)
+        return self._data.percentiles(q, start, end, by, corrected)
 
     def __repr__(self) -> str:
         total = self.stats.iloc[-1]  # the Aggregated row; a loaded run has no RequestStats
@@ -139,13 +140,29 @@ class Run:
 def _histograms_frame(slots: Sequence[Slot]) -> pd.DataFrame:
     rows: dict[str, list[Any]] = {
         k: []
-        for k in ("slot", "start", "end", "method", "name", "bucket", "count", "n", "min", "max")
+        for k in (
+            "slot",
+            "start",
+            "end",
+            "corrected",
+            "method",
+            "name",
+            "bucket",
+            "count",
+            "n",
+            "min",
+            "max",
+        )
     }
     for i, slot in enumerate(slots):
-        for (method, name), packed in slot.histograms.items():
+        kinds = ((False, slot.histograms), (True, slot.corrected))
+        for corrected, (method, name), packed in (
+            (c, key, p) for c, table in kinds for key, p in table.items()
+        ):
             for bucket, count in zip(packed.buckets, packed.counts, strict=True):
                 for key, value in (
                     ("slot", i),
+                    ("corrected", corrected),
                     ("start", slot.start),
                     ("end", slot.end),
                     ("method", method),
@@ -162,6 +179,7 @@ def _histograms_frame(slots: Sequence[Slot]) -> pd.DataFrame:
             "slot": "int64",
             "start": "float64",
             "end": "float64",
+            "corrected": "bool",
             "method": "string",
             "name": "string",
             "bucket": "int64",
@@ -178,11 +196,14 @@ def _slots_from(frame: pd.DataFrame) -> list[Slot]:
     for _, part in frame.groupby("slot", sort=True):
         head = part.iloc[0]
         slot = Slot(float(head["start"]), float(head["end"]))
-        for (method, name), rows in part.groupby(["method", "name"], sort=False):
+        for (corrected, method, name), rows in part.groupby(
+            ["corrected", "method", "name"], sort=False
+        ):
             hist = Histogram()
             hist.buckets = dict(zip(rows["bucket"].tolist(), rows["count"].tolist(), strict=True))
             first = rows.iloc[0]
             hist.count, hist.min, hist.max = int(first["n"]), int(first["min"]), int(first["max"])
-            slot.histograms[(str(method), str(name))] = Packed.pack(hist)
+            table = slot.corrected if corrected else slot.histograms
+            table[(str(method), str(name))] = Packed.pack(hist)
         slots.append(slot)
     return slots

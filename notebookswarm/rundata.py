@@ -47,9 +47,13 @@ HISTORY_COLUMNS = [
     "p50_ms",
     "p95_ms",
     "p99_ms",
+    "p99_corrected_ms",
     "max_ms",
     "mean_ms",
     "users",
+    "arrivals",
+    "late",
+    "dropped",
 ]
 WORKER_COLUMNS = [
     "id",
@@ -104,6 +108,8 @@ class Slot:
     start: float
     end: float
     histograms: dict[tuple[str, str], Packed] = field(default_factory=dict)
+    #: From the intended start, where it differs (arrival-rate mode).
+    corrected: dict[tuple[str, str], Packed] = field(default_factory=dict)
 
 
 class _Columns:
@@ -112,13 +118,31 @@ class _Columns:
     def __init__(self) -> None:
         self.time = array("d")
         self.endpoint = array("i")
-        self.ints = {name: array("q") for name in ("requests", "failures", "users")}
+        self.ints = {
+            name: array("q")
+            for name in ("requests", "failures", "users", "arrivals", "late", "dropped")
+        }
         self.floats = {
-            name: array("d") for name in ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+            name: array("d")
+            for name in (
+                "rps",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "p99_corrected_ms",
+                "max_ms",
+                "mean_ms",
+            )
         }
 
     def add(
-        self, time: float, endpoint: int, stats: EndpointStats, span: float, users: int
+        self,
+        time: float,
+        endpoint: int,
+        stats: EndpointStats,
+        span: float,
+        users: int,
+        arrivals: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         n = stats.requests
         p50, p95, p99 = stats.latency.percentiles([0.5, 0.95, 0.99])
@@ -127,12 +151,15 @@ class _Columns:
         self.ints["requests"].append(n)
         self.ints["failures"].append(stats.failures)
         self.ints["users"].append(users)
+        for name, count in zip(("arrivals", "late", "dropped"), arrivals, strict=True):
+            self.ints[name].append(count)
         nan = math.nan
         values = {
             "rps": n / span if span > 0 else 0.0,
             "p50_ms": p50 / _NS_PER_MS if n else nan,
             "p95_ms": p95 / _NS_PER_MS if n else nan,
             "p99_ms": p99 / _NS_PER_MS if n else nan,
+            "p99_corrected_ms": stats.corrected_latency.percentile(0.99) / _NS_PER_MS if n else nan,
             "max_ms": stats.latency.max / _NS_PER_MS if n else nan,
             "mean_ms": stats.total_ns / n / _NS_PER_MS if n else nan,
         }
@@ -161,6 +188,7 @@ class RunData:
         self.target_users = 0
         self.spawn_rate = 0.0
         self.dropped = 0
+        self.arrivals: tuple[int, ...] = (0, 0, 0)  # open model: due, late, dropped
         self.overloaded: list[str] = []
         self.updates = 0
         self.last_rps = 0.0
@@ -200,8 +228,12 @@ class RunData:
         for key, stats in delta.endpoints.items():
             self._columns.add(end, self._code(key), stats, span, self.users)
             slot.histograms[key] = Packed.pack(stats.latency)
+            if stats.corrected is not None:
+                slot.corrected[key] = Packed.pack(stats.corrected)
         aggregated = delta.total()
-        self._columns.add(end, self._code(("", AGGREGATED)), aggregated, span, self.users)
+        counts = (delta.arrivals, delta.late, delta.dropped)
+        self.arrivals = tuple(a + b for a, b in zip(self.arrivals, counts, strict=True))
+        self._columns.add(end, self._code(("", AGGREGATED)), aggregated, span, self.users, counts)
         self.last_rps = aggregated.requests / span if span > 0 else 0.0
         n = aggregated.requests
         self.last_failure_ratio = aggregated.failures / n if n else 0.0
@@ -222,7 +254,9 @@ class RunData:
             elif self.slots[:i] and math.floor(self.slots[i - 1].start / 60.0) == minute:
                 _merge_into(self.slots[i - 1], slot)
             else:
-                merged.append(Slot(slot.start, slot.end, dict(slot.histograms)))
+                merged.append(
+                    Slot(slot.start, slot.end, dict(slot.histograms), dict(slot.corrected))
+                )
         self.slots = self.slots[:i] + merged + self.slots[i + len(old) :]
         self._coarse_until = i + len(merged)
 
@@ -304,8 +338,11 @@ class RunData:
         start: Any = None,
         end: Any = None,
         by: str | Sequence[str] | None = "name",
+        corrected: bool = False,
     ) -> pd.DataFrame:
         """Exact percentiles (ms, within 1%) of the requests in the updates of a window.
+
+        ``corrected=True``: from each request's intended start (arrival-rate mode).
 
         An update is in the window when it ended after ``start`` and not after ``end``.
 
@@ -323,6 +360,8 @@ class RunData:
             if slot.end <= lo or slot.end > hi:
                 continue
             for (method, name), packed in slot.histograms.items():
+                if corrected:
+                    packed = slot.corrected.get((method, name), packed)
                 group = tuple({"method": method, "name": name}[k] for k in keys)
                 hist = merged.setdefault(group, Histogram())
                 hist.merge(packed.unpack())
@@ -348,14 +387,22 @@ class RunData:
 
 def _merge_into(target: Slot, slot: Slot) -> None:
     target.end = max(target.end, slot.end)
+    for key in set(target.corrected) | set(slot.corrected):  # before histograms change
+        mine = target.corrected.get(key) or target.histograms.get(key)
+        theirs = slot.corrected.get(key) or slot.histograms.get(key)
+        target.corrected[key] = _sum(mine, theirs)
     for key, packed in slot.histograms.items():
-        known = target.histograms.get(key)
-        if known is None:
-            target.histograms[key] = packed
-        else:
-            hist = known.unpack()
-            hist.merge(packed.unpack())
-            target.histograms[key] = Packed.pack(hist)
+        target.histograms[key] = _sum(target.histograms.get(key), packed)
+
+
+def _sum(a: Packed | None, b: Packed | None) -> Packed:
+    if a is None or b is None:
+        result = a or b
+        assert result is not None
+        return result
+    hist = a.unpack()
+    hist.merge(b.unpack())
+    return Packed.pack(hist)
 
 
 def _seconds(value: Any, default: float) -> float:

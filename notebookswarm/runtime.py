@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import gevent
 from gevent import Greenlet
 
+from notebookswarm.arrivals import ArrivalRunner
 from notebookswarm.errors import ConfigError
 from notebookswarm.ramp import next_change, step_time
 from notebookswarm.stats import StatsRecorder
@@ -85,9 +86,12 @@ class Runtime:
         self.targets: dict[str, int] = {}
         self._users: dict[str, list[tuple[User, Greenlet]]] = {n: [] for n in self.classes}
         self._spawner: Greenlet | None = None
+        self.arrivals: ArrivalRunner | None = None
 
     def user_counts(self) -> dict[str, int]:
-        """Return how many users of each class are running now."""
+        """Return how many users of each class are running now (the pool, in rate mode)."""
+        if self.arrivals is not None:
+            return self.arrivals.user_counts()
         return {name: len(users) for name, users in self._users.items()}
 
     def user_count(self) -> int:
@@ -101,11 +105,25 @@ class Runtime:
         docstring); a rate of 0 starts nobody, for a worker that only has to shed users.
         """
         wanted = check_targets(targets, spawn_rate, list(self.classes))
+        if self.arrivals is not None:  # from the open model back to users that wait
+            self.arrivals.stop(self.config.stop_timeout)
+            self.arrivals = None
         self.targets = {name: wanted.get(name, 0) for name in self.classes}
         if self._spawner is not None:
             self._spawner.kill(block=False)
         self.state = SPAWNING
         self._spawner = gevent.spawn(self._ramp, dict(self.targets), float(spawn_rate))
+
+    def set_arrivals(self, rate: float, max_users: int, poisson: bool, max_backlog: int) -> None:
+        """Switch to (or steer) the open model: ``rate`` task runs a second, see arrivals."""
+        if self.arrivals is None:
+            if self._spawner is not None:
+                self._spawner.kill()
+                self._spawner = None
+            self._stop_all(self.config.stop_timeout)
+            self.arrivals = ArrivalRunner(self.classes, self.recorder, self.context)
+        self.arrivals.set_rate(rate, max_users, poisson, max_backlog)
+        self.state = RUNNING
 
     def _ramp(self, targets: dict[str, int], rate: float) -> None:
         start = time.monotonic()
@@ -167,16 +185,23 @@ class Runtime:
         if self._spawner is not None:
             self._spawner.kill()
             self._spawner = None
+        if self.arrivals is not None:
+            self.arrivals.stop(grace)
+            self.arrivals = None
+        self._stop_all(grace)
+        self.targets = {name: 0 for name in self.classes}
+        self.state = STOPPED
+
+    def _stop_all(self, grace: float) -> None:
+        """Stop every closed-model user and wait until all have ended."""
         greenlets: list[Greenlet] = []
         for users in self._users.values():
             for user, greenlet in reversed(users):
                 self._stop_user(user, greenlet, grace)
                 greenlets.append(greenlet)
             users.clear()
-        self.targets = {name: 0 for name in self.classes}
         # Killed users run on_stop on the way out; give that the same grace as a task.
         gevent.joinall(greenlets, timeout=grace + 1.0)
         for greenlet in greenlets:
             if not greenlet.dead:
                 greenlet.kill(block=True, timeout=1.0)
-        self.state = STOPPED

@@ -34,13 +34,31 @@ _OVERFLOW = "(more distinct errors than notebookswarm keeps per interval)"
 
 @dataclass
 class EndpointStats:
-    """Counters and a latency histogram for one ``(method, name)``."""
+    """Counters and latency histograms for one ``(method, name)``.
+
+    ``latency`` is measured from when the request was sent. In arrival-rate mode
+    ``corrected`` is measured from when it was meant to start (coordinated omission
+    corrected); it is None where the two are the same (users that wait for responses).
+    """
 
     requests: int = 0
     failures: int = 0
     total_ns: int = 0
     bytes: int = 0
     latency: Histogram = field(default_factory=Histogram)
+    corrected: Histogram | None = None
+
+    @property
+    def corrected_latency(self) -> Histogram:
+        """Latency from the intended start: ``corrected``, else the same as ``latency``."""
+        return self.latency if self.corrected is None else self.corrected
+
+    def record_late(self, latency_ns: int, late_ns: int, nbytes: int, failed: bool) -> None:
+        """Count one request whose start was ``late_ns`` behind its intended time."""
+        if self.corrected is None:
+            self.corrected = self.latency.copy()
+        self.record(latency_ns, nbytes, failed)
+        self.corrected.record(latency_ns + late_ns)
 
     def record(self, latency_ns: int, nbytes: int, failed: bool) -> None:
         """Count one request."""
@@ -57,17 +75,24 @@ class EndpointStats:
         self.failures += other.failures
         self.total_ns += other.total_ns
         self.bytes += other.bytes
+        if self.corrected is not None or other.corrected is not None:
+            mine = self.corrected if self.corrected is not None else self.latency.copy()
+            mine.merge(other.corrected_latency)
+            self.corrected = mine
         self.latency.merge(other.latency)
 
     def to_wire(self) -> dict[str, Any]:
         """Return a msgpack-ready dict."""
-        return {
+        wire = {
             "r": self.requests,
             "f": self.failures,
             "t": self.total_ns,
             "B": self.bytes,
             "h": self.latency.to_wire(),
         }
+        if self.corrected is not None:
+            wire["c"] = self.corrected.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> EndpointStats:
@@ -78,6 +103,7 @@ class EndpointStats:
             total_ns=int(data["t"]),
             bytes=int(data["B"]),
             latency=Histogram.from_wire(data["h"]),
+            corrected=Histogram.from_wire(data["c"]) if "c" in data else None,
         )
 
 
@@ -97,6 +123,29 @@ class RequestStats:
     endpoints: dict[Key, EndpointStats] = field(default_factory=dict)
     errors: dict[tuple[str, str, str], int] = field(default_factory=dict)
     exceptions: dict[str, ExceptionRecord] = field(default_factory=dict)
+    #: Arrival-rate mode: arrivals due, started late (> LATE_NS behind), and dropped
+    #: because no user was free and the backlog was full.
+    arrivals: int = 0
+    late: int = 0
+    dropped: int = 0
+
+    def record_late_request(
+        self,
+        method: str,
+        name: str,
+        latency_ns: int,
+        late_ns: int,
+        nbytes: int,
+        error: str | None,
+    ) -> None:
+        """Count one request of an arrival that started ``late_ns`` after it was due."""
+        key = (method, name)
+        stats = self.endpoints.get(key)
+        if stats is None:
+            stats = self.endpoints[key] = EndpointStats(corrected=Histogram())
+        stats.record_late(latency_ns, late_ns, nbytes, error is not None)
+        if error is not None:
+            self._add_error((method, name, error), 1)
 
     def record_request(
         self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
@@ -149,6 +198,9 @@ class RequestStats:
             self._add_error(ekey, n)
         for site, record in other.exceptions.items():
             self._add_exception(site, record)
+        self.arrivals += other.arrivals
+        self.late += other.late
+        self.dropped += other.dropped
 
     def total(self) -> EndpointStats:
         """Return all endpoints merged into one (the ``Aggregated`` row)."""
@@ -159,7 +211,7 @@ class RequestStats:
 
     def is_empty(self) -> bool:
         """Say whether nothing at all was recorded."""
-        return not (self.endpoints or self.errors or self.exceptions)
+        return not (self.endpoints or self.errors or self.exceptions or self.arrivals)
 
     def to_wire(self) -> dict[str, Any]:
         """Return a msgpack-ready dict."""
@@ -167,6 +219,7 @@ class RequestStats:
             "e": [[m, n, s.to_wire()] for (m, n), s in self.endpoints.items()],
             "err": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
             "exc": [[site, r.count, r.error, r.traceback] for site, r in self.exceptions.items()],
+            **({"arr": [self.arrivals, self.late, self.dropped]} if self.arrivals else {}),
         }
 
     @classmethod
@@ -180,6 +233,8 @@ class RequestStats:
             out.errors[(str(method), str(name), str(error))] = int(count)
         for site, count, error, text in data["exc"]:
             out.exceptions[str(site)] = ExceptionRecord(int(count), str(error), str(text))
+        if "arr" in data:
+            out.arrivals, out.late, out.dropped = (int(n) for n in data["arr"])
         return out
 
 
@@ -198,6 +253,18 @@ class StatsRecorder:
     def record_exception(self, exc: BaseException) -> None:
         """Count an exception raised by user code in the current interval."""
         self.current.record_exception(exc)
+
+    def record_late_request(
+        self,
+        method: str,
+        name: str,
+        latency_ns: int,
+        late_ns: int,
+        nbytes: int,
+        error: str | None,
+    ) -> None:
+        """Count one request of a late arrival in the current interval."""
+        self.current.record_late_request(method, name, latency_ns, late_ns, nbytes, error)
 
     def take(self) -> RequestStats:
         """Return the interval recorded so far and start a new one."""

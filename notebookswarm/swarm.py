@@ -225,11 +225,39 @@ class Swarm:
             )
         return self._client.request(command, **args)
 
-    def start(self, users: int, spawn_rate: float = 1.0) -> None:
-        """Start ``users`` users at ``spawn_rate`` users a second; returns at once."""
-        _check_users(users)
-        _check_rate(spawn_rate)
-        self._command("start", users=users, spawn_rate=spawn_rate)
+    def start(
+        self,
+        users: int | None = None,
+        spawn_rate: float = 1.0,
+        *,
+        rate: float | None = None,
+        max_users: int | None = None,
+        arrivals: str = "constant",
+        max_backlog: int | None = None,
+    ) -> None:
+        """Start ``users`` users at ``spawn_rate`` users a second; returns at once.
+
+        Or the open model: ``start(rate=500, max_users=1000)`` starts 500 task runs a
+        second across the swarm (``arrivals="poisson"`` for random gaps), each run by a
+        free user of a pool that grows up to ``max_users``. Arrivals with no free user
+        wait in a backlog (``max_backlog``, default two seconds' worth) and start late;
+        beyond it they are dropped. Both are counted; latencies are kept from the due
+        time (``*_corrected_ms``) and from the send.
+        """
+        if rate is not None:
+            if users is not None:
+                raise ConfigError("pass users= (users that wait) or rate= (arrivals), not both")
+            if max_users is None:
+                raise ConfigError("rate= needs max_users=, the most users the pool may grow to")
+            self._command(
+                "start", rate=rate, max_users=max_users, arrivals=arrivals, max_backlog=max_backlog
+            )
+        else:
+            if users is None:
+                raise ConfigError("start(users=N, spawn_rate=R) or start(rate=R, max_users=N)")
+            _check_users(users)
+            _check_rate(spawn_rate)
+            self._command("start", users=users, spawn_rate=spawn_rate)
         if self.started_at is None:
             self.started_at = time.time()
         self.stopped_at = None
@@ -238,6 +266,12 @@ class Swarm:
         """Move to ``users`` users (at the current spawn rate); returns at once."""
         _check_users(users)
         self._command("set", users=users)
+
+    def set_rate(self, rate: float) -> None:
+        """Change the arrival rate (open model) at once, across every worker."""
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate >= 0:
+            raise ConfigError(f"rate must be task runs per second >= 0, got {rate!r}")
+        self._command("set", rate=rate)
 
     def set_spawn_rate(self, spawn_rate: float) -> None:
         """Change the spawn rate used for the users still to start."""
@@ -273,11 +307,12 @@ class Swarm:
         """Stop every user gracefully and wait until the last statistics have arrived."""
         if threading.current_thread() is not self._shape_thread:
             self._shape_stop.set()
-        with self._lock:
-            idle = self._data.state in ("ready", "stopped")
-        if idle:
+        # Ask the master rather than trust the last update: right after start() its
+        # "spawning" update may still be on the way. The reply comes after every update
+        # sent before it (the master sends one at each change), so now our state is its.
+        # A "stopped" reply may be news whose update (with the last stats) is on its way.
+        if self._command("stop").get("state") == "ready":
             return
-        self._command("stop")
         grace = self.config.stop_timeout + self.config.master.heartbeat_timeout + 5
         self.wait("stopped", timeout if timeout is not None else grace)
         self.stopped_at = time.time()
@@ -469,10 +504,11 @@ class Swarm:
         start: Any = None,
         end: Any = None,
         by: str | Sequence[str] | None = "name",
+        corrected: bool = False,
     ) -> pd.DataFrame:
         """Exact percentiles (ms) over a window; see :meth:`RunData.percentiles`."""
         with self._lock:
-            return self._data.percentiles(q, start, end, by)
+            return self._data.percentiles(q, start, end, by, corrected)
 
     def _summary(self) -> dict[str, Any]:
         with self._lock:

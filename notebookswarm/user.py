@@ -354,6 +354,7 @@ class User(metaclass=_TaskHolderMeta):
         self._state = "waiting"
         self._stop_requested = False
         self._task_started: float | None = None
+        self._nested: dict[type[TaskSet], TaskSet] = {}
 
     def on_start(self) -> None:
         """Run once when the user starts; override it (for example to log in)."""
@@ -388,12 +389,56 @@ class User(metaclass=_TaskHolderMeta):
         except StopUser:
             pass
         finally:
-            self._state = "stopping"
+            self._finish()
+
+    def run_one_task(self) -> bool:
+        """Run one task, as one arrival of the arrival-rate mode; no wait afterwards.
+
+        The first call runs ``on_start`` first. A nested TaskSet task runs one task of
+        that set (the set is kept per user, so a SequentialTaskSet goes on in order).
+        Returns False once the user raised StopUser (its ``on_stop`` has run).
+        """
+        recorder = self.context.recorder
+        if self._state == "waiting":
+            self._state = "idle"
             try:
-                self.on_stop()
+                self.on_start()
+            except StopUser:
+                self._finish()
+                return False
             except Exception as exc:
-                self.context.recorder.record_exception(exc)
-            self._state = "stopped"
+                recorder.record_exception(exc)
+        chosen = random.choice(self.context.tasks_of(type(self)))
+        self._state = "running"
+        self._task_started = time.monotonic()
+        try:
+            if isinstance(chosen, type) and issubclass(chosen, TaskSet):
+                nested = self._nested.get(chosen)
+                if nested is None:
+                    nested = self._nested[chosen] = chosen(self)
+                nested.execute_task(nested.get_next_task())
+            else:
+                chosen(self)
+        except (RescheduleTask, InterruptTaskSet, _BackToParent):
+            pass
+        except StopUser:
+            self._finish()
+            return False
+        except Exception as exc:  # user code failed: count it, carry on
+            recorder.record_exception(exc)
+        self._state = "idle"
+        return True
+
+    def _finish(self) -> None:
+        """Run ``on_stop`` once, counting what it raises."""
+        if self._state in ("stopping", "stopped"):
+            return
+        self._state = "stopping"
+        try:
+            self.on_stop()
+        except Exception as exc:
+            self.context.recorder.record_exception(exc)
+        self._state = "stopped"
 
 
 class Locust(User):

@@ -378,6 +378,13 @@ class WorkerNode:
         except ConfigError as exc:
             self.send(protocol.Failed(worker_id=self.worker_id, reason=str(exc)))
 
+    def _on_pace(self, message: protocol.Pace) -> None:
+        runtime = self.reporter.runtime
+        if runtime is None or message.generation <= self.generation:
+            return
+        self.generation = message.generation
+        runtime.set_arrivals(message.rate, message.max_users, message.poisson, message.max_backlog)
+
     def _on_stop(self, message: protocol.Stop) -> None:
         if self.stopper is None or self.stopper.dead:
             self.stopper = gevent.spawn(self._stop, message.timeout)
