@@ -39,28 +39,11 @@ from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
 from notebookswarm.master_state import MasterConfig
 from notebookswarm.run import Run
 from notebookswarm.rundata import RunData
-from notebookswarm.shapes import StepLoad
+from notebookswarm.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.user import check_host
 
 FrameCallback = Callable[[dict[str, Any]], None]
 _DURATION_WORD = re.compile(r"^\s*\d")
-_DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$"
-)
-
-
-def parse_duration(value: float | str) -> float:
-    """Return seconds from 30, 2.5, "30s", "5m", "1h30m"; raise ConfigError otherwise."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)) and value.strip():
-        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    else:
-        raise ConfigError(f"duration {value!r} is not a time: pass seconds or '30s', '5m', '1h'")
-    if seconds <= 0:
-        raise ConfigError(f"duration {value!r} must be > 0")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -100,6 +83,7 @@ class Swarm:
         self.stopped_at: float | None = None
         self.steps: list[tuple[float, float, int]] = []  # (start, end, users) of a step load
         self._shape_thread: threading.Thread | None = None
+        self._active_shape: tuple[Shape, str, float, bool] | None = None
         self._shape_done = threading.Event()
         self._shape_stop = threading.Event()
         if _attach is not None:
@@ -334,36 +318,82 @@ class Swarm:
         shape = StepLoad(start, step, parse_duration(every), until)
         rate = float(spawn_rate) if spawn_rate is not None else float(max(step, start))
         _check_rate(rate)
-        with self._lock:
-            if self._shape_thread is not None and self._shape_thread.is_alive():
-                raise ConfigError("a step load is already running: wait('done') or stop() first")
-        self._shape_done.clear()
-        self._shape_stop.clear()
         began = time.time()
+        self.shape(shape, spawn_rate=rate)
         self.steps = [(began + s.start, began + s.end, s.users) for s in shape.steps()]
-        self.start(shape.start, rate)
-        self._shape_thread = threading.Thread(
-            target=self._follow_shape,
-            args=(shape, time.monotonic()),
-            daemon=True,
-            name="notebookswarm-shape",
-        )
-        self._shape_thread.start()
         return shape
 
-    def _follow_shape(self, shape: StepLoad, began: float) -> None:
-        current = shape.start
+    def shape(
+        self,
+        shape: Any,
+        *,
+        kind: str = "users",
+        spawn_rate: float = 1000.0,
+        max_users: int | None = None,
+        stop_at_end: bool = True,
+    ) -> Shape:
+        """Follow a load shape from now on; returns at once, replacing any shape running.
+
+        ``shape``: stages ``[(duration, target), ...]`` (linear ramps), a ``StepLoad``, a
+        function of elapsed seconds, or an object with ``tick()``; it is evaluated ten
+        times a second. ``kind="users"`` steers the user count (started at
+        ``spawn_rate``, fast by default so the count follows the plan); ``kind="rate"``
+        steers the arrival rate of the open model (``max_users`` sizes its pool). When
+        the shape is over the swarm stops (unless ``stop_at_end=False``) and
+        ``wait("done")`` returns.
+        """
+        plan = as_shape(shape)
+        if kind not in ("users", "rate"):
+            raise ConfigError(f"kind={kind!r}: a shape steers 'users' or 'rate'")
+        _check_rate(spawn_rate)
+        first = plan.value_at(0.0)
+        if first is None:
+            raise ConfigError("the shape is over before it began: give it some duration")
+        if kind == "rate":
+            if max_users is None:
+                raise ConfigError("a rate shape needs max_users=, the pool's largest size")
+            self.start(rate=first, max_users=max_users)
+        else:
+            self.start(max(1, round(first)), spawn_rate)
+        self._shape_done.clear()
+        with self._lock:
+            self._active_shape = (plan, kind, time.monotonic(), stop_at_end)
+            running = self._shape_thread is not None and self._shape_thread.is_alive()
+            self.steps = []
+        if not running:
+            self._shape_stop.clear()
+            self._shape_thread = threading.Thread(
+                target=self._follow_shape, daemon=True, name="notebookswarm-shape"
+            )
+            self._shape_thread.start()
+        return plan
+
+    def _follow_shape(self) -> None:
+        sent: tuple[Any, float] | None = None
         try:
             while not self._shape_stop.is_set():
-                users = shape.users_at(time.monotonic() - began)
-                if users is None:
+                with self._lock:
+                    active = self._active_shape
+                if active is None:
                     break
-                if users != current:
-                    self.set_users(users)
-                    current = users
-                self._shape_stop.wait(0.05)
-            if not self._shape_stop.is_set():
-                self.stop()
+                plan, kind, began, stop_at_end = active
+                value = plan.value_at(time.monotonic() - began)
+                if value is None:
+                    with self._lock:
+                        if self._active_shape is active:
+                            self._active_shape = None
+                    if stop_at_end:
+                        self.stop()
+                    break
+                if kind == "users":
+                    value = float(round(value))
+                if sent is None or sent[0] is not active or sent[1] != value:
+                    if kind == "users":  # a plan may pass through 0 users: no user check
+                        self._command("set", users=int(value))
+                    else:
+                        self._command("set", rate=value)
+                    sent = (active, value)
+                self._shape_stop.wait(0.1)
         except NotebookSwarmError:
             pass  # closed under us: nothing left to steer
         finally:
