@@ -1,4 +1,4 @@
-"""Write notebooks/02 and 03 from the cells below (outputs stay empty in git).
+"""Write notebooks/02, 03 and 04 from the cells below (outputs stay empty in git).
 
 Run with `.venv/bin/python tools/make_notebooks.py` after editing the cells; CI executes
 the notebooks themselves (tests/test_notebooks.py).
@@ -277,11 +277,138 @@ target.stop()
     ),
 ]
 
+OPEN_MODEL = [
+    (
+        "md",
+        """
+# The open model: honest latencies when the server stalls
+
+Users that wait for each response (the *closed* model) stop sending while the server
+stalls, so a stall hardly shows in their percentiles — *coordinated omission*. In the
+*open* model, work arrives on a schedule whatever the server does: `start(rate=...)`
+runs that many task iterations a second across the swarm, each by a free user of a pool.
+Every request is measured twice: from when it was sent, and from when its arrival was
+due (`corrected`). Late starts and dropped arrivals are counted, never hidden.
+""",
+    ),
+    (
+        "code",
+        """
+import notebookswarm as nbs
+
+target = nbs.demo.start_target(pool_size=50, query_ms=2)   # fast: only the stall hurts
+
+class Reader(nbs.FastHttpUser):
+    @nbs.task
+    def problems(self):
+        self.client.get("/problems")
+
+swarm = nbs.Swarm(Reader, host=target.url, workers=2)
+swarm.dashboard()
+""",
+    ),
+    ("md", "200 arrivals a second for 10 s, with the server frozen for one second midway."),
+    (
+        "code",
+        """
+swarm.start(rate=200, max_users=10)
+swarm.wait("spawned")
+swarm.wait("4s")
+target.stall(1.0)
+swarm.wait("6s")
+swarm.stop()
+open_model = swarm.result()
+{"arrivals, late, dropped": open_model.history[["arrivals", "late", "dropped"]].sum().tolist()}
+""",
+    ),
+    (
+        "code",
+        """
+import pandas as pd
+
+pd.concat({
+    "from the send": open_model.percentiles([0.5, 0.95, 0.99], by=None),
+    "from the intended start": open_model.percentiles([0.5, 0.95, 0.99], by=None, corrected=True),
+}, axis=1)
+""",
+    ),
+    (
+        "md",
+        """
+The same stall with users that wait for responses (about 200 requests a second too):
+they simply stop asking while the server is frozen, and their p95 never sees it.
+""",
+    ),
+    (
+        "code",
+        """
+class Paced(Reader):
+    wait_time = nbs.constant_pacing(0.1)
+
+closed_swarm = nbs.Swarm(Paced, host=target.url, workers=2)
+closed_swarm.start(users=20, spawn_rate=100)
+closed_swarm.wait("spawned")
+closed_swarm.wait("4s")
+target.stall(1.0)
+closed_swarm.wait("6s")
+closed_swarm.stop()
+closed = closed_swarm.result()
+closed_swarm.close()
+pd.DataFrame({
+    "closed model": closed.percentiles([0.5, 0.95, 0.99], by=None).iloc[0],
+    "open model, corrected": open_model.percentiles([0.5, 0.95, 0.99], by=None,
+                                                    corrected=True).iloc[0],
+})
+""",
+    ),
+    (
+        "code",
+        """
+history = open_model.history
+import plotly.express as px
+
+aggregated = history[history["name"] == "Aggregated"]
+px.line(aggregated, x="time", y=["p99_ms", "p99_corrected_ms"], log_y=True,
+        title="p99 per second (ms): from the send, and from the intended start")
+""",
+    ),
+    (
+        "md",
+        """
+## Turn the rate up and down live
+
+`set_rate` reaches every worker within a second; the dashboard's rate slider does the
+same. A shape plans it: stages ramp linearly, evaluated ten times a second.
+""",
+    ),
+    (
+        "code",
+        """
+swarm.start(rate=100, max_users=50)
+swarm.wait("3s")
+swarm.set_rate(300)
+swarm.wait("3s")
+swarm.shape([("4s", 500), ("4s", 100)], kind="rate", max_users=100)
+swarm.wait("done")
+per_second = swarm.history
+per_second[per_second["name"] == "Aggregated"][["time", "arrivals", "requests", "late"]].tail(12)
+""",
+    ),
+    (
+        "code",
+        """
+swarm.close()
+target.stop()
+""",
+    ),
+]
+
 
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     nbformat.write(notebook(BOTTLENECK), HERE / "02-find-the-bottleneck.ipynb")
     nbformat.write(notebook(ANALYSIS), HERE / "03-analysis-with-pandas.ipynb")
+    nbformat.write(notebook(OPEN_MODEL), HERE / "04-open-model.ipynb")
 
 
 if __name__ == "__main__":
