@@ -79,6 +79,7 @@ http {{
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ default_type text/plain; return 200 "ok\\n"; }}
+        location = /nginx_status {{ stub_status; }}
     }}
 }}
 """
@@ -143,14 +144,25 @@ def pin(pid: int, cpu: int) -> None:
             os.sched_setaffinity(p, {cpu})
 
 
+#: Path of the request counter, on nginx (stub_status) and on the fallback server alike.
+STATUS_PATH = "/nginx_status"
+
+
 def serve(port: int) -> None:
-    """The fallback target: a minimal keep-alive HTTP/1.1 server on gevent."""
+    """The fallback target: a minimal keep-alive HTTP/1.1 server on gevent.
+
+    Like the nginx target it answers ``STATUS_PATH`` in stub_status's format, so the
+    harness counts requests at the target the same way on both.
+    """
     from gevent.server import StreamServer
 
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n%s" % (
-        len(BODY),
-        BODY,
-    )
+    def answer(body: bytes) -> bytes:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n"
+        return head % len(body) + body
+
+    reply = answer(BODY)
+    handled = [0]
+    status = b"GET " + STATUS_PATH.encode() + b" "
 
     def handle(sock: Any, _address: Any) -> None:
         buf = b""
@@ -160,8 +172,14 @@ def serve(port: int) -> None:
                 return
             buf += chunk
             while (end := buf.find(b"\r\n\r\n")) >= 0:
-                buf = buf[end + 4 :]  # the benchmark sends GETs only
-                sock.sendall(reply)
+                head, buf = buf[:end], buf[end + 4 :]  # the benchmark sends GETs only
+                handled[0] += 1
+                if head.startswith(status):
+                    n = handled[0]
+                    text = f"Active connections: 0\nserver accepts handled requests\n {n} {n} {n}\n"
+                    sock.sendall(answer(text.encode()))
+                else:
+                    sock.sendall(reply)
 
     StreamServer(("127.0.0.1", port), handle, backlog=4096).serve_forever()
 

@@ -11,13 +11,17 @@ block. Nothing a target does raises out of a request into the user's task.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from requests.sessions import merge_setting as _merge_untyped
+from requests.utils import get_environ_proxies
 
 from notebookswarm.errors import ConfigError
 from notebookswarm.user import Locust, Recorder, User, UserContext
@@ -124,14 +128,56 @@ class _FailedResponse(requests.Response):
         self._content = b""
 
 
+_merge_setting: Callable[[Any, Any], Any] = _merge_untyped  # untyped in types-requests
+#: Origins whose proxy and CA settings from the environment a session remembers.
+_ENVIRONMENTS_KEPT = 256
+
+
 class HttpSession(requests.Session):
-    """A ``requests.Session`` that times and records every request; paths join ``base_url``."""
+    """A ``requests.Session`` that times and records every request; paths join ``base_url``.
+
+    What requests reads from the environment for a URL (``*_proxy``/``no_proxy``,
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``) is read once per origin and session, not on
+    every request: scanning ``os.environ`` was a sixth of a request's CPU. Set those
+    variables before the run starts (they are a process's settings anyway).
+    """
 
     def __init__(self, base_url: str, recorder: Recorder, timeout: float = DEFAULT_TIMEOUT):
         super().__init__()
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
+        self._environment: dict[tuple[str, str, str | None], tuple[dict[str, str], Any]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """requests' own merge, with the environment's part remembered per origin."""
+        if self.trust_env:
+            no_proxy = proxies.get("no_proxy") if proxies is not None else None
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc, no_proxy)
+            known = self._environment.get(key)
+            if known is None:
+                if len(self._environment) >= _ENVIRONMENTS_KEPT:
+                    self._environment.clear()
+                ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                known = self._environment[key] = (
+                    get_environ_proxies(url, no_proxy=no_proxy),
+                    ca_bundle,
+                )
+            env_proxies, ca_bundle = known
+            if proxies is not None:
+                for k, v in env_proxies.items():
+                    proxies.setdefault(k, v)
+            if verify is True or verify is None:
+                verify = ca_bundle or verify
+        return {
+            "proxies": _merge_setting(proxies, self.proxies),
+            "stream": _merge_setting(stream, self.stream),
+            "verify": _merge_setting(verify, self.verify),
+            "cert": _merge_setting(cert, self.cert),
+        }
 
     def request(  # type: ignore[override]  # adds name= and catch_response=
         self,

@@ -300,6 +300,8 @@ class MasterState:
         running = {w.worker_id: w.users for w in alive}
         rates = split_rate(self.spawn_rate, self.assignment, running)
         self.generation += 1
+        for w in alive:  # until it says otherwise, a worker told to move is not settled
+            w.state = "spawning"
         return [
             (
                 "worker",
@@ -321,6 +323,8 @@ class MasterState:
         pools = share_by_cores(arrivals.max_users, capacities)
         backlogs = share_by_cores(arrivals.backlog(), capacities)
         self.generation += 1
+        for w in alive:  # until it says otherwise, a worker told to move is not settled
+            w.state = "spawning"
         return [
             (
                 "worker",
@@ -445,9 +449,22 @@ class MasterState:
         self.state = "spawning"
         out = self._redispatch()
         self._settle()
-        return {"targets": self.class_targets, "workers": len(self._alive())}, out
+        return {
+            "targets": self.class_targets,
+            "workers": len(self._alive()),
+            "state": self.state,
+        }, out
 
-    _cmd_set = _cmd_start
+    def _cmd_set(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+        """Change users, spawn rate or arrival rate; a swarm that is not running stays so."""
+        if self.state in ("spawning", "running"):
+            return self._cmd_start(args, now)
+        if not {"users", "spawn_rate", "rate"} & set(args):
+            raise ConfigError("set needs users=, spawn_rate= or rate=")
+        before, generation = self.state, self.generation
+        self._cmd_start(args, now)  # checks and records the values; nothing is sent
+        self.state, self.generation, self.assignment = before, generation, {}
+        return {"state": self.state, "targets": self.class_targets}, []
 
     def _start_arrivals(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[Out]]:
         old = self.arrivals or Arrivals(rate=0.0, max_users=0)
@@ -476,7 +493,7 @@ class MasterState:
         self.state = "spawning"
         out = self._redispatch()
         self._settle()
-        return {"rate": self.arrivals.rate, "workers": len(self._alive())}, out
+        return {"rate": self.arrivals.rate, "workers": len(self._alive()), "state": self.state}, out
 
     def _cmd_stop(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
         stop = protocol.Stop(timeout=args.get("timeout"))

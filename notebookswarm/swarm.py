@@ -207,7 +207,14 @@ class Swarm:
             raise NotebookSwarmError(
                 f"this swarm is closed: {command} needs a new one, nbs.Swarm(...)"
             )
-        return self._client.request(command, **args)
+        result = self._client.request(command, **args)
+        state = result.get("state")
+        if command in ("start", "set") and isinstance(state, str):
+            # The reply overtakes the update that would say so: take the state from it,
+            # so wait("spawned") right after waits for this change, not the last one.
+            with self._lock:
+                self._data.state = state
+        return result
 
     def start(
         self,

@@ -41,6 +41,11 @@ from notebookswarm.user import User
 
 Send = Callable[[protocol.Message], None]
 
+# gevent records every greenlet's spawner and spawning stack for its debugging tools;
+# with one greenlet per user that was about 3 KB of RSS per waiting user and CPU per
+# spawn, for tools a worker never runs.
+gevent.config.track_greenlet_tree = False
+
 
 class LoopMonitor:
     """Measure how late the gevent loop wakes a sleeper: the generator's own delay."""

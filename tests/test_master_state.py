@@ -307,7 +307,11 @@ def test_start_sends_each_worker_its_share_and_the_rates_sum_to_the_request() ->
         join(state, worker_id, T0, cores=cores)
     load(state, T0, classes=TWO_CLASSES)
     reply, out = command(state, "start", T0, users=90, spawn_rate=7.0)
-    assert reply.ok and reply.result == {"targets": {"Reader": 60, "Writer": 30}, "workers": 3}
+    assert reply.ok and reply.result == {
+        "targets": {"Reader": 60, "Writer": 30},
+        "workers": 3,
+        "state": "spawning",
+    }
     by_worker = spawns(out)
     assert [sum(by_worker[ident(w)].targets.values()) for w in "abc"] == [15, 30, 45]
     assert sum(s.targets["Reader"] for s in by_worker.values()) == 60
@@ -1143,3 +1147,30 @@ def test_starting_zero_users_runs_at_once_when_workers_say_running() -> None:
     assert [s.targets for s in spawns(out).values()] == [{"Reader": 0}]
     beat(state, "w1", T0 + 1, users={"Reader": 0}, run="running")
     assert state.state == "running"
+
+
+def test_set_on_a_stopped_swarm_records_without_starting() -> None:
+    """set while stopped changes the targets but sends nothing and stays stopped."""
+    state = new_state(standalone=True)
+    join(state, "w1", T0)
+    load(state, T0)
+    command(state, "start", T0, users=4, spawn_rate=2.0)
+    command(state, "stop", T0 + 1)
+    beat(state, "w1", T0 + 1.5, users={}, run="stopped")
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 1.6)
+    assert state.state == "stopped"
+    reply, out = command(state, "set", T0 + 2, users=10)
+    assert reply.ok and reply.result["state"] == "stopped"
+    assert spawns(out) == {}
+    assert state.state == "stopped" and state.target_users == 10
+
+
+def test_a_worker_sent_new_targets_is_not_settled_until_it_reports() -> None:
+    """After a dispatch the master counts a worker as spawning, so a stop right after a start
+    waits for that worker's Stopped instead of trusting its earlier 'stopped'."""
+    state = new_state(standalone=True)
+    join(state, "w1", T0)
+    load(state, T0)
+    command(state, "start", T0, users=2, spawn_rate=2.0)
+    command(state, "stop", T0 + 0.1)
+    assert state.state == "stopping"

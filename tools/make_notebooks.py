@@ -25,6 +25,8 @@ def notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
         nb.cells.append(
             nbformat.v4.new_markdown_cell(text) if kind == "md" else nbformat.v4.new_code_cell(text)
         )
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids keep regenerated notebooks diff-free
     return nb
 
 

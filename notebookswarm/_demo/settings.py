@@ -1,0 +1,169 @@
+"""The demo target's settings: what they are, what values they take, what capacity follows.
+
+Both sides validate with the same code: the notebook before it starts or reconfigures
+anything, the server before it applies a ``POST /admin/config``. Messages name the
+setting, the value and what is allowed, e.g. "pool_size must be an integer >= 1, got 0".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from notebookswarm.errors import ConfigError
+
+#: The contest site's endpoints by name, with the route each one answers.
+ROUTES: Final[Mapping[str, str]] = {
+    "login": "POST /login",
+    "problems": "GET /problems",
+    "problem": "GET /problems/<id>",
+    "submit": "POST /submit",
+    "leaderboard": "GET /leaderboard",
+}
+#: Endpoints that only read, so the cache may answer them.
+CACHEABLE: Final = frozenset({"problems", "problem", "leaderboard"})
+
+_LIMIT: Final = 100_000  # above this a value is a typo, not a setting
+
+
+def _default_queries() -> dict[str, int]:
+    return dict.fromkeys(ROUTES, 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The demo target's knobs; every one can change while it runs.
+
+    ``pool_size`` database connections, each query taking ``query_ms`` milliseconds give
+    or take ``jitter`` (a fraction: 0.1 is ±10 %, uniformly, so the mean stays
+    ``query_ms``); ``queries`` per request of each endpoint (0: that endpoint skips the
+    database); a request holds one connection for all its queries, waiting up to
+    ``pool_timeout`` seconds for one (then 503). ``workers`` requests are handled at
+    once, like uwsgi's processes; more wait in line. With ``cache``, the read endpoints
+    answer from a cache whose entries live ``cache_ttl`` seconds; a hit skips the
+    database.
+    """
+
+    pool_size: int = 8
+    query_ms: float = 20.0
+    jitter: float = 0.1
+    queries: Mapping[str, int] = field(default_factory=_default_queries)
+    workers: int = 32
+    pool_timeout: float = 30.0
+    cache: bool = False
+    cache_ttl: float = 5.0
+
+    def updated(self, changes: Mapping[str, object]) -> Settings:
+        """Return these settings with ``changes`` applied; raise ConfigError naming a bad one.
+
+        ``queries`` takes an integer (every endpoint) or a mapping of some endpoints to
+        integers (the others keep theirs).
+        """
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            check = _CHECKS.get(name)
+            if check is None:
+                raise ConfigError(
+                    f"unknown setting {name!r}: the settings are {', '.join(_CHECKS)}"
+                )
+            values[name] = check(value, self)
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as plain JSON-ready values."""
+        out = dataclasses.asdict(self)
+        out["queries"] = dict(self.queries)
+        return out
+
+    def capacity(self, endpoint: str = "problems") -> float:
+        """Requests per second ``endpoint`` can take when nothing is cached.
+
+        ``min(pool_size, workers) / (queries * query_ms / 1000)``: each request holds a
+        worker and a connection for its queries. Infinite when it makes no query.
+        """
+        if endpoint not in ROUTES:
+            raise ConfigError(f"unknown endpoint {endpoint!r}: the endpoints are {_names()}")
+        seconds = self.queries[endpoint] * self.query_ms / 1000.0
+        if seconds <= 0:
+            return math.inf
+        return min(self.pool_size, self.workers) / seconds
+
+
+#: Checks one value given the current settings; returns it as stored or raises ConfigError.
+_Check = Callable[[object, "Settings"], Any]
+
+
+def _names() -> str:
+    return ", ".join(ROUTES)
+
+
+def _integer(name: str, low: int) -> _Check:
+    def check(value: object, _: Settings) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _LIMIT:
+            raise ConfigError(f"{name} must be an integer from {low} to {_LIMIT}, got {value!r}")
+        return value
+
+    return check
+
+
+def _number(name: str, low: float, high: float, *, open_low: bool = False) -> _Check:
+    def check(value: object, _: Settings) -> float:
+        if (
+            not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+            and (low < value if open_low else low <= value)
+            and value <= high
+        ):
+            return float(value)
+        bound = f"> {low:g}" if open_low else f">= {low:g}"
+        raise ConfigError(f"{name} must be a number {bound} and <= {high:g}, got {value!r}")
+
+    return check
+
+
+def _boolean(name: str) -> _Check:
+    def check(value: object, _: Settings) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+
+    return check
+
+
+def _queries(value: object, current: Settings) -> dict[str, int]:
+    if isinstance(value, bool) or not isinstance(value, int | Mapping):
+        raise ConfigError(
+            f"queries must be an integer >= 0 or a mapping of endpoint to integer, got {value!r}"
+        )
+    if isinstance(value, int):
+        return dict.fromkeys(ROUTES, _count("queries", value))
+    out = dict(current.queries)
+    for endpoint, count in value.items():
+        if endpoint not in ROUTES:
+            raise ConfigError(
+                f"queries: unknown endpoint {endpoint!r}: the endpoints are {_names()}"
+            )
+        out[endpoint] = _count(f"queries[{endpoint!r}]", count)
+    return out
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+        raise ConfigError(f"{name} must be an integer from 0 to 1000, got {value!r}")
+    return value
+
+
+_CHECKS: Final[dict[str, _Check]] = {
+    "pool_size": _integer("pool_size", 1),
+    "query_ms": _number("query_ms", 0, 60_000),
+    "jitter": _number("jitter", 0, 1),
+    "queries": _queries,
+    "workers": _integer("workers", 1),
+    "pool_timeout": _number("pool_timeout", 0, 3600, open_low=True),
+    "cache": _boolean("cache"),
+    "cache_ttl": _number("cache_ttl", 0, 86_400, open_low=True),
+}
