@@ -37,6 +37,13 @@ def _figures(run: Any) -> list[Any]:
         latency = go.Figure()
         for column in ("p50_ms", "p95_ms", "p99_ms"):
             latency.add_trace(go.Scatter(x=x, y=agg[column], name=column.removesuffix("_ms")))
+        corrected = agg["p99_corrected_ms"]
+        if not corrected.fillna(0).equals(agg["p99_ms"].fillna(0)):  # the open model
+            latency.add_trace(
+                go.Scatter(
+                    x=x, y=corrected, name="p99 from the intended start", line={"dash": "dot"}
+                )
+            )
         latency.update_layout(title="Latency (ms)", yaxis_type="log")
         figures.append(latency)
     if run.meta.get("steps"):
