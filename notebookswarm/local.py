@@ -8,7 +8,6 @@ Everything is checked here, before the worker starts, so bad input starts nothin
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from notebookswarm import protocol
+from notebookswarm.config import check_count, check_rate
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.loader import load_file
 from notebookswarm.stats import RequestStats
@@ -43,17 +43,9 @@ class LocalResult:
 
 def check_run(users: object, spawn_rate: object, run_time: object) -> None:
     """Raise ConfigError naming the value and the fix if a run's numbers are wrong."""
-    if isinstance(users, bool) or not isinstance(users, int) or users < 0:
-        raise ConfigError(f"users must be an integer >= 0, got {users!r}")
-    if (
-        isinstance(spawn_rate, bool)
-        or not isinstance(spawn_rate, int | float)
-        or not math.isfinite(spawn_rate)
-        or spawn_rate <= 0
-    ):
-        raise ConfigError(f"spawn_rate must be > 0 users per second, got {spawn_rate!r}")
-    if isinstance(run_time, bool) or not isinstance(run_time, int | float) or run_time <= 0:
-        raise ConfigError(f"run_time must be > 0 seconds, got {run_time!r}")
+    check_count("users", users)
+    check_rate("spawn_rate", spawn_rate, "users per second")
+    check_rate("run_time", run_time, "seconds")
 
 
 def _read_frame(stream: IO[bytes]) -> bytes | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from notebookswarm import protocol
+from notebookswarm.config import check_count, check_rate
 from notebookswarm.dispatch import (
     UserClassSpec,
     WorkerCapacity,
@@ -35,6 +36,10 @@ from notebookswarm.stats import RequestStats
 #: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
 OVERLOADED_CPU = 85.0
 OVERLOADED_LAG = 0.010
+
+_USERS_PER_S = "users per second"
+_RUNS_PER_S = "task runs per second"
+_MAX_RATE = 1e7
 
 Channel = Literal["worker", "control"]
 Out = tuple[Channel, bytes, protocol.Message]
@@ -432,20 +437,11 @@ class MasterState:
         ):
             return self._start_arrivals(args)
         self.arrivals = None
-        users = args.get("users", self.target_users)
-        rate = args.get("spawn_rate", self.spawn_rate)
-        if isinstance(users, bool) or not isinstance(users, int) or users < 0:
-            raise ConfigError(f"users must be an integer >= 0, got {users!r}")
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, int | float)
-            or not math.isfinite(rate)
-            or rate <= 0
-        ):
-            raise ConfigError(f"spawn_rate must be > 0 users per second, got {rate!r}")
+        users = check_count("users", args.get("users", self.target_users))
+        rate = check_rate("spawn_rate", args.get("spawn_rate", self.spawn_rate), _USERS_PER_S)
         self.class_targets = split_users(users, self.code.specs)
         self.target_users = users
-        self.spawn_rate = float(rate)
+        self.spawn_rate = rate
         self.state = "spawning"
         out = self._redispatch()
         self._settle()
@@ -468,27 +464,17 @@ class MasterState:
 
     def _start_arrivals(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[Out]]:
         old = self.arrivals or Arrivals(rate=0.0, max_users=0)
-        rate = args.get("rate", old.rate)
-        max_users = args.get("max_users", old.max_users)
+        rate = check_rate("rate", args.get("rate", old.rate), _RUNS_PER_S, allow_zero=True)
+        if rate > _MAX_RATE:
+            raise ConfigError(f"rate {rate:g} is beyond any swarm: pass at most {_MAX_RATE:g}")
+        max_users = check_count("max_users", args.get("max_users", old.max_users), 1)
         kind = args.get("arrivals", "poisson" if old.poisson else "constant")
-        backlog = args.get("max_backlog", old.max_backlog)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, int | float)
-            or not (math.isfinite(rate) and 0 <= rate <= 1e7)
-        ):
-            raise ConfigError(f"rate must be task runs per second >= 0, got {rate!r}")
-        if isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1:
-            raise ConfigError(
-                f"max_users must be an integer >= 1 (the pool of users), got {max_users!r}"
-            )
         if kind not in ("constant", "poisson"):
             raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
-        if backlog is not None and (
-            isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0
-        ):
-            raise ConfigError(f"max_backlog must be an integer >= 0 or None, got {backlog!r}")
-        self.arrivals = Arrivals(float(rate), max_users, kind == "poisson", backlog)
+        backlog = args.get("max_backlog", old.max_backlog)
+        if backlog is not None:
+            backlog = check_count("max_backlog", backlog, hint=" (or None: 2 s of arrivals)")
+        self.arrivals = Arrivals(rate, max_users, kind == "poisson", backlog)
         self.target_users = 0
         self.state = "spawning"
         out = self._redispatch()

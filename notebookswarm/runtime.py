@@ -12,7 +12,6 @@ finishes it, unless ``stop_timeout`` seconds pass first, then it is killed.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import gevent
 from gevent import Greenlet
 
 from notebookswarm.arrivals import ArrivalRunner
+from notebookswarm.config import check_count, check_rate
 from notebookswarm.errors import ConfigError
 from notebookswarm.ramp import next_change, step_time
 from notebookswarm.stats import StatsRecorder
@@ -48,17 +48,12 @@ def check_targets(
     targets: Mapping[str, int], spawn_rate: float, known: Sequence[str]
 ) -> dict[str, int]:
     """Return the targets as a dict, or raise ConfigError naming the bad value and the fix."""
-    if isinstance(spawn_rate, bool) or not isinstance(spawn_rate, int | float):
-        raise ConfigError(f"spawn_rate must be a number of users per second, got {spawn_rate!r}")
-    if not math.isfinite(spawn_rate) or spawn_rate < 0:
-        raise ConfigError(f"spawn_rate must be >= 0 users per second, got {spawn_rate!r}")
+    check_rate("spawn_rate", spawn_rate, "users per second", allow_zero=True)
     out: dict[str, int] = {}
     for name, count in targets.items():
         if name not in known:
             raise ConfigError(f"unknown user class {name!r}: the swarm runs {sorted(known)}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ConfigError(f"users for {name} must be an integer >= 0, got {count!r}")
-        out[name] = count
+        out[name] = check_count(f"users for {name}", count)
     return out
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from notebookswarm import protocol
 from notebookswarm.code import load_args_for_classes, load_args_for_file
+from notebookswarm.config import check_count, check_rate
 from notebookswarm.control import ControlClient
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
@@ -260,8 +261,7 @@ class Swarm:
 
     def set_rate(self, rate: float) -> None:
         """Change the arrival rate (open model) at once, across every worker."""
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate >= 0:
-            raise ConfigError(f"rate must be task runs per second >= 0, got {rate!r}")
+        check_rate("rate", rate, "task runs per second", allow_zero=True)
         self._command("set", rate=rate)
 
     def set_spawn_rate(self, spawn_rate: float) -> None:
@@ -610,10 +610,8 @@ def _worker_count(workers: int | str) -> int:
 
 
 def _check_users(users: object) -> None:
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-        raise ConfigError(f"users must be an integer >= 1, got {users!r}: use stop() to run none")
+    check_count("users", users, 1, ": use stop() to run none")
 
 
 def _check_rate(rate: object) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
-        raise ConfigError(f"spawn_rate must be > 0 users per second, got {rate!r}")
+    check_rate("spawn_rate", rate, "users per second")
