@@ -153,6 +153,16 @@ class CountingServer:
         self.close()
 
 
+def process_gone(pid: int) -> bool:
+    """Say whether a process has exited (a zombie waiting for its parent counts as gone)."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def wait_until(
     condition: object, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from notebookswarm.master_state import MasterConfig
-from notebookswarm.testing import CountingServer
+from notebookswarm.testing import CountingServer, process_gone
 
 from cluster import Cluster
 
@@ -181,15 +181,6 @@ time.sleep(120)
 """
 
 
-def _gone(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> None:
     """Kill the process holding the controller connection: master and workers are gone
     within controller_timeout + 2 s, and the target receives nothing afterwards."""
@@ -213,7 +204,7 @@ def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> N
             controller.send_signal(signal.SIGKILL)
             controller.wait()
             killed = time.monotonic()
-            while not all(_gone(pid) for pid in pids):
+            while not all(process_gone(pid) for pid in pids):
                 assert time.monotonic() - killed < 3.0 + 2, (
                     "swarm processes outlived the controller"
                 )
@@ -229,7 +220,7 @@ def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> N
             if controller.stdout is not None:
                 controller.stdout.close()
             for pid in pids if "pids" in locals() else []:
-                if not _gone(pid):
+                if not process_gone(pid):
                     os.kill(pid, signal.SIGKILL)
 
 

@@ -6,9 +6,7 @@ import os
 import signal
 import time
 
-import psutil
-
-from notebookswarm.testing import CountingServer
+from notebookswarm.testing import CountingServer, process_gone
 
 from kernel import kernel
 
@@ -22,13 +20,6 @@ class Contestant(nbs.HttpUser):
     def index(self):
         self.client.get("/")
 """
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_stats_arrive_while_the_kernel_is_idle() -> None:
@@ -59,7 +50,7 @@ def test_stats_arrive_while_the_kernel_is_idle() -> None:
             ).split()
         ]
         k.run("swarm.close()")
-        assert all(_gone(pid) for pid in pids)
+        assert all(process_gone(pid) for pid in pids)
 
 
 def test_killing_the_kernel_ends_the_swarm() -> None:
@@ -82,7 +73,7 @@ def test_killing_the_kernel_ends_the_swarm() -> None:
         assert len(swarm_pids) == 3
         os.kill(kernel_pid, signal.SIGKILL)
         killed = time.monotonic()
-        while not all(_gone(pid) for pid in swarm_pids):
+        while not all(process_gone(pid) for pid in swarm_pids):
             assert time.monotonic() - killed < 3.0 + 2, "the swarm outlived its kernel"
             time.sleep(0.05)
         after = target.count()
