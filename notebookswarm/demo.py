@@ -40,7 +40,7 @@ import weakref
 from types import TracebackType
 from typing import Any
 
-from notebookswarm._demo.settings import ROUTES, Settings
+from notebookswarm._demo.settings import ROUTES, Settings, check_stall
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.launch import reap
 
@@ -165,13 +165,7 @@ class DemoTarget:
 
     def stall(self, seconds: float = 1.0) -> None:
         """Hold every contest request for ``seconds`` from now, as if the server froze."""
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not 0 < seconds <= 3600
-        ):
-            raise ConfigError(f"seconds must be a number > 0 and <= 3600, got {seconds!r}")
-        self._call("POST", f"/admin/stall?seconds={float(seconds)!r}")
+        self._call("POST", f"/admin/stall?seconds={check_stall(seconds)!r}")
 
     def stop(self) -> int | None:
         """Stop the server and wait for its process; return its exit status."""

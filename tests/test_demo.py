@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -25,7 +26,7 @@ from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.launch import reap
 from notebookswarm.local import LocalResult, run_local
 from notebookswarm.stats import RequestStats
-from notebookswarm.testing import wait_until
+from notebookswarm.testing import process_gone, wait_until
 
 UsersFile = Callable[[str], Path]
 
@@ -62,14 +63,8 @@ def call(
 
 
 def children() -> set[int]:
+    """The ids of every process below this one."""
     return {p.pid for p in psutil.Process().children(recursive=True)}
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_importing_demo_never_imports_gevent() -> None:
@@ -87,10 +82,10 @@ def test_importing_demo_never_imports_gevent() -> None:
 @pytest.mark.parametrize(
     ("settings", "needle"),
     [
-        ({"pool_size": 0}, "pool_size must be an integer from 1 to 100000, got 0"),
-        ({"query_ms": -5}, "query_ms must be a number >= 0 and <= 60000, got -5"),
-        ({"jitter": 1.5}, "jitter must be a number >= 0 and <= 1, got 1.5"),
-        ({"cache": "yes"}, "cache must be true or false, got 'yes'"),
+        ({"pool_size": 0}, "pool_size must be an integer >= 1, got 0"),
+        ({"query_ms": -5}, "query_ms must be >= 0 milliseconds, got -5"),
+        ({"jitter": 1.5}, "jitter must be a fraction from 0 to 1, got 1.5"),
+        ({"cache": "yes"}, "cache must be True or False, got 'yes'"),
         ({"queries": {"search": 1}}, "queries: unknown endpoint 'search'"),
         ({"pool": 8}, "unknown setting 'pool': the settings are pool_size, query_ms"),
         ({"port": 70000}, "port must be an integer from 0 to 65535, got 70000"),
@@ -121,14 +116,13 @@ def test_settings_round_trip_and_bad_values_answer_400(target: demo.DemoTarget) 
     }
     assert target.capacity("submit") == pytest.approx(3 / (2 * 0.005))
     status, body, _ = call(target.url, "POST", "/admin/config", {"workers": -1})
-    assert (status, body) == (400, {"error": "workers must be an integer from 1 to 100000, got -1"})
+    assert (status, body) == (400, {"error": "workers must be an integer >= 1, got -1"})
     status, body, _ = call(target.url, "POST", "/admin/config", {"query_ms": "fast"})
-    assert (
-        status == 400 and "query_ms must be a number" in body["error"] and "'fast'" in body["error"]
+    assert (status, body["error"]) == (
+        400,
+        "query_ms must be >= 0 milliseconds, got 'fast'",
     )
-    with pytest.raises(
-        ConfigError, match=r"pool_size must be an integer from 1 to 100000, got 2\.5"
-    ):
+    with pytest.raises(ConfigError, match=r"pool_size must be an integer >= 1, got 2\.5"):
         target.configure(pool_size=2.5)
     assert target.settings() == changed
     assert target.metrics()["pool_size"] == 3
@@ -198,26 +192,31 @@ def test_pool_timeout_answers_503(target: demo.DemoTarget) -> None:
 
 
 def test_stall_holds_every_request_for_its_duration(target: demo.DemoTarget) -> None:
-    """During a 1 s stall, contest requests are held until it ends while /metrics still
-    answers at once."""
+    """Contest requests sent during a 1 s stall finish no sooner than its end, while /metrics
+    still answers at once."""
     stall = 1.0
+
+    def timed_call() -> tuple[int, float, float]:
+        status, _, seconds = call(target.url, "GET", "/problems")
+        return status, seconds, time.monotonic()
+
     with ThreadPoolExecutor(4) as pool:
-        started = time.monotonic()
+        before_stall = time.monotonic()
         target.stall(stall)
-        futures = [pool.submit(call, target.url, "GET", "/problems") for _ in range(4)]
+        futures = [pool.submit(timed_call) for _ in range(4)]
         wait_until(lambda: target.metrics()["in_flight"] == 4, timeout=5, message="4 held")
         during = target.metrics()
         results = [f.result(timeout=10) for f in futures]
-    ended = time.monotonic()
     assert during["stall_remaining_s"] > 0 and during["stalls"] == 1
-    assert all(status == 200 for status, _, _ in results)
-    assert ended - started >= stall
-    assert max(seconds for _, _, seconds in results) >= stall * 0.8
+    assert [status for status, _, _ in results] == [200] * 4
+    # The stall began after before_stall, so each answer comes at least `stall` after it.
+    assert all(finished - before_stall >= stall for _, _, finished in results)
+    assert all(seconds >= 0.9 * stall for _, seconds, _ in results)
     assert target.metrics()["stalled_requests"] == 4
-    with pytest.raises(ConfigError, match="seconds must be a number > 0 and <= 3600, got 0"):
+    with pytest.raises(ConfigError, match="seconds must be > 0 seconds, got 0"):
         target.stall(0)
     status, body, _ = call(target.url, "POST", "/admin/stall?seconds=soon")
-    assert (status, body["error"]) == (400, "seconds must be a number > 0 and <= 3600, got 'soon'")
+    assert (status, body["error"]) == (400, "seconds must be > 0 seconds, got 'soon'")
 
 
 def test_target_exits_when_its_parent_is_killed() -> None:
@@ -235,25 +234,32 @@ def test_target_exits_when_its_parent_is_killed() -> None:
     pid = None
     try:
         pid = int(demo._first_line(parent, timeout=30))
-        assert not gone(pid)
+        assert not process_gone(pid)
         parent.kill()
         parent.wait(timeout=5)
-        wait_until(lambda: gone(pid), timeout=5, message="the orphaned target to exit")
+        wait_until(lambda: process_gone(pid), timeout=5, message="the orphaned target to exit")
     finally:
         assert parent.stdin is not None
         parent.stdin.close()
         reap(parent)
-        if pid is not None and not gone(pid):
+        if pid is not None and not process_gone(pid):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_stop_and_context_exit_reap_the_process() -> None:
+def test_stop_reaps_the_process_and_can_be_repeated() -> None:
     """stop() ends the server process with status 0; stopping twice is harmless."""
     target = demo.start_target()
     assert call(target.url, "GET", "/leaderboard")[0] == 200
     assert target.stop() == 0
     assert target.stop() == 0
-    assert gone(target.pid) and "exited 0" in repr(target)
+    assert process_gone(target.pid) and "exited 0" in repr(target)
+
+
+def test_forgotten_target_is_stopped_when_collected() -> None:
+    """A target whose handle is garbage collected (or left at exit) has its process stopped."""
+    process = demo.start_target().process
+    gc.collect()
+    assert process.wait(timeout=10) == 0
 
 
 def test_busy_port_is_reported_in_the_error() -> None:
@@ -297,7 +303,7 @@ def test_terminal_command_refuses_a_bad_flag() -> None:
         timeout=60,
     )
     assert out.returncode == 2
-    assert "pool_size must be an integer from 1 to 100000, got 0" in out.stderr
+    assert "pool_size must be an integer >= 1, got 0" in out.stderr
 
 
 READER = """
@@ -348,6 +354,7 @@ def test_throughput_plateaus_at_pool_size_over_query_time(users_file: UsersFile)
             past, p50_past, first = throughput(path, target.url, users=2 * pool_size)
             far, p50_far, second = throughput(path, target.url, users=4 * pool_size)
             assert past == pytest.approx(capacity, rel=0.2)
+            assert far == pytest.approx(capacity, rel=0.2)
             assert far == pytest.approx(past, rel=0.1)  # a plateau: more users, no more rps
             assert p50_far > 1.6 * p50_past  # ... as requests wait longer instead
             metrics = target.metrics()

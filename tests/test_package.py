@@ -30,6 +30,11 @@ NOTEBOOK_SIDE = [
     "notebookswarm.master",
     "notebookswarm.master_state",
     "notebookswarm.keys",
+    "notebookswarm.demo",
+    "notebookswarm.analysis",
+    "notebookswarm.report",
+    "notebookswarm.shapes",
+    "notebookswarm.config",
 ]
 
 

@@ -65,11 +65,12 @@ def serve(
     # than the answers. Errors still go to stderr.
     server = _Server((host, port), site, log=None)
     server.start()
-    bound_port: int = server.server_port
-    announce(url_for(host, bound_port), bound_port)
     stop = Event()
+    # Before the announcement: a stop() right after start_target() must find them.
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
+    bound_port: int = server.server_port
+    announce(url_for(host, bound_port), bound_port)
     watchdog = gevent.spawn(_exit_when_orphaned, parent) if parent is not None else None
     stop.wait()
     if watchdog is not None:

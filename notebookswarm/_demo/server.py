@@ -17,7 +17,6 @@ process blocks outside gevent, and a patch would only add surprises.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,13 +28,12 @@ import gevent
 
 from notebookswarm._demo.contest import Contest
 from notebookswarm._demo.database import Database, DatabaseCounters, PoolTimeout, Slots
-from notebookswarm._demo.settings import ROUTES, Settings
+from notebookswarm._demo.settings import ROUTES, Settings, check_stall
 from notebookswarm.errors import ConfigError
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 MAX_BODY_BYTES: Final = 64 * 1024
-MAX_STALL_SECONDS: Final = 3600.0
 _REASONS: Final = {
     200: "OK",
     400: "Bad Request",
@@ -150,6 +148,7 @@ class Site:
         counters = self.endpoints[endpoint]
         counters.requests += 1
         self.in_flight += 1
+        held = False
         try:
             held = self._hold_while_stalled()
             self.workers.acquire()
@@ -190,8 +189,9 @@ class Site:
                 username = fields.get("username")
                 if not isinstance(username, str) or not 0 < len(username) <= 64:
                     raise HttpError(400, f"username must be 1 to 64 characters, got {username!r}")
+                body = db.read_or_write(endpoint, 0, lambda: contest.login(username))
                 headers.append(("Set-Cookie", f"user={quote(username)}; Path=/; HttpOnly"))
-                return db.read_or_write(endpoint, 0, lambda: contest.login(username))
+                return body
             problem, code = _problem_id(fields.get("problem")), fields.get("code")
             if not isinstance(code, str) or len(code) > 16_384:
                 raise HttpError(
@@ -312,11 +312,10 @@ def _user(environ: dict[str, Any], fields: dict[str, Any]) -> str:
 def _stall_seconds(query: str) -> float:
     raw = parse_qs(query).get("seconds", ["1"])[-1]
     try:
-        seconds = float(raw)
+        seconds: object = float(raw)
     except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_STALL_SECONDS):
-        raise HttpError(
-            400, f"seconds must be a number > 0 and <= {MAX_STALL_SECONDS:g}, got {raw!r}"
-        )
-    return seconds
+        seconds = raw
+    try:
+        return check_stall(seconds)
+    except ConfigError as exc:
+        raise HttpError(400, str(exc)) from None

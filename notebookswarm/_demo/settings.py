@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from notebookswarm.config import check_count, check_rate
 from notebookswarm.errors import ConfigError
 
 #: The contest site's endpoints by name, with the route each one answers.
@@ -25,8 +26,8 @@ ROUTES: Final[Mapping[str, str]] = {
 }
 #: Endpoints that only read, so the cache may answer them.
 CACHEABLE: Final = frozenset({"problems", "problem", "leaderboard"})
-
-_LIMIT: Final = 100_000  # above this a value is a typo, not a setting
+#: The longest stall: beyond this it is a typo that would freeze the site for good.
+MAX_STALL_S: Final = 3600.0
 
 
 def _default_queries() -> dict[str, int]:
@@ -96,42 +97,40 @@ class Settings:
 _Check = Callable[[object, "Settings"], Any]
 
 
+def check_stall(seconds: object) -> float:
+    """Return ``seconds`` for a stall if it is > 0 and at most an hour; else ConfigError."""
+    value = check_rate("seconds", seconds, "seconds")
+    if value > MAX_STALL_S:
+        raise ConfigError(f"seconds must be at most {MAX_STALL_S:g}, got {seconds!r}")
+    return value
+
+
 def _names() -> str:
     return ", ".join(ROUTES)
 
 
-def _integer(name: str, low: int) -> _Check:
-    def check(value: object, _: Settings) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _LIMIT:
-            raise ConfigError(f"{name} must be an integer from {low} to {_LIMIT}, got {value!r}")
-        return value
-
-    return check
+def _count(name: str, minimum: int) -> _Check:
+    return lambda value, _: check_count(name, value, minimum)
 
 
-def _number(name: str, low: float, high: float, *, open_low: bool = False) -> _Check:
-    def check(value: object, _: Settings) -> float:
-        if (
-            not isinstance(value, bool)
-            and isinstance(value, int | float)
-            and math.isfinite(value)
-            and (low < value if open_low else low <= value)
-            and value <= high
-        ):
-            return float(value)
-        bound = f"> {low:g}" if open_low else f">= {low:g}"
-        raise ConfigError(f"{name} must be a number {bound} and <= {high:g}, got {value!r}")
-
-    return check
+def _seconds(name: str, unit: str, allow_zero: bool = False) -> _Check:
+    return lambda value, _: check_rate(name, value, unit, allow_zero=allow_zero)
 
 
-def _boolean(name: str) -> _Check:
-    def check(value: object, _: Settings) -> bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-        return value
+def _jitter(value: object, _: Settings) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= 1  # NaN fails this too
+    ):
+        raise ConfigError(f"jitter must be a fraction from 0 to 1, got {value!r}")
+    return float(value)
 
-    return check
+
+def _cache(value: object, _: Settings) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"cache must be True or False, got {value!r}")
+    return value
 
 
 def _queries(value: object, current: Settings) -> dict[str, int]:
@@ -140,30 +139,24 @@ def _queries(value: object, current: Settings) -> dict[str, int]:
             f"queries must be an integer >= 0 or a mapping of endpoint to integer, got {value!r}"
         )
     if isinstance(value, int):
-        return dict.fromkeys(ROUTES, _count("queries", value))
+        return dict.fromkeys(ROUTES, check_count("queries", value))
     out = dict(current.queries)
     for endpoint, count in value.items():
         if endpoint not in ROUTES:
             raise ConfigError(
                 f"queries: unknown endpoint {endpoint!r}: the endpoints are {_names()}"
             )
-        out[endpoint] = _count(f"queries[{endpoint!r}]", count)
+        out[endpoint] = check_count(f"queries[{endpoint!r}]", count)
     return out
 
 
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
-        raise ConfigError(f"{name} must be an integer from 0 to 1000, got {value!r}")
-    return value
-
-
 _CHECKS: Final[dict[str, _Check]] = {
-    "pool_size": _integer("pool_size", 1),
-    "query_ms": _number("query_ms", 0, 60_000),
-    "jitter": _number("jitter", 0, 1),
+    "pool_size": _count("pool_size", 1),
+    "query_ms": _seconds("query_ms", "milliseconds", allow_zero=True),
+    "jitter": _jitter,
     "queries": _queries,
-    "workers": _integer("workers", 1),
-    "pool_timeout": _number("pool_timeout", 0, 3600, open_low=True),
-    "cache": _boolean("cache"),
-    "cache_ttl": _number("cache_ttl", 0, 86_400, open_low=True),
+    "workers": _count("workers", 1),
+    "pool_timeout": _seconds("pool_timeout", "seconds"),
+    "cache": _cache,
+    "cache_ttl": _seconds("cache_ttl", "seconds"),
 }
