@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo lab test lint typecheck unit clean
+.PHONY: demo lab test lint typecheck unit browser-deps clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -33,10 +33,24 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
-unit: $(VENV)/.installed-test
+# The dashboard's browser tests drive Debian's Chromium: CI machines start without it.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && apt-get install -y -qq chromium; }
+
+unit: $(VENV)/.installed-test browser-deps
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The side-by-side benchmark against Locust and wrk (not part of `make test`): installs
+# Debian's nginx and wrk with apt and Locust into bench/.venv-locust when they are missing,
+# runs for about ten minutes and prints the tables of docs/performance.md.
+LOCUST_VERSION ?= 2.47.0
+.PHONY: bench
+bench: $(VENV)/.installed
+	$(PY) bench/run_bench.py --setup --locust-version $(LOCUST_VERSION)

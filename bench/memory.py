@@ -105,9 +105,11 @@ def ours(url: str, counts: Sequence[int], spawn_rate: float, timeout: float) -> 
                         "loop_lag_ms": float(workers["loop_lag_ms"].iloc[0]),
                     }
                 )
+            began = time.monotonic()
             swarm.stop()
+            stop_s = time.monotonic() - began
     per_user(steps)
-    return {"tool": "notebookswarm", "steps": steps}
+    return {"tool": "notebookswarm", "steps": steps, "stop_s": stop_s}
 
 
 def locust(
@@ -123,9 +125,7 @@ def locust(
         env = dict(os.environ, NBS_BENCH_WANTED=str(wanted), NBS_BENCH_SPAWNED=str(spawned))
         cmd = [str(python), "-m", "locust", "-f", str(locustfile), "--headless"]
         cmd += ["--host", url, "--only-summary", "--loglevel", "WARNING"]
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for n in counts:
                 began = time.monotonic()

@@ -624,10 +624,15 @@ class FastHttpSession:
             reused = connection is not None
             if connection is None:
                 connection = self._connect(origin)
-            reader = _Reader(connection.sock)
+            sock = connection.sock
+            reader = _Reader(sock)
             try:
-                connection.sock.settimeout(timeout)
-                connection.sock.sendall(payload)
+                sock.settimeout(timeout)
+                # One send() takes a whole request on a healthy connection; gevent's
+                # sendall() would first ask the kernel for SO_SNDBUF, a system call.
+                sent = sock.send(payload)
+                if sent < len(payload):
+                    sock.sendall(payload[sent:])
                 raw = _read_response(reader, method)
             except BaseException as exc:
                 connection.close()

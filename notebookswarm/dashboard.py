@@ -95,8 +95,15 @@ class DashboardWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
 class Dashboard:
     """Sliders and buttons that steer a swarm; charts and tables that follow its frames."""
 
-    def __init__(self, swarm: Controller, window: float = 900.0, users: int = 10) -> None:
+    def __init__(
+        self,
+        swarm: Controller,
+        window: float = 900.0,
+        users: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.swarm = swarm
+        self.clock = clock
         self.model = DashboardModel(window)
         self.model.seed(swarm.history)
         self.steering = Steering()
@@ -113,15 +120,23 @@ class Dashboard:
 
     def _build(self, users: int) -> None:
         self.users_slider = widgets.IntSlider(
-            value=users, min=1, max=_nice(max(100, 2 * users)), description="users",
+            value=users,
+            min=1,
+            max=_nice(max(100, 2 * users)),
+            description="users",
             continuous_update=False,
-        )  # fmt: skip
+        )
         self.users_box = widgets.BoundedIntText(value=users, min=1, max=10_000_000)
         self.users_box.layout.width = "110px"
         self.rate_slider = widgets.FloatSlider(
-            value=10.0, min=0.5, max=100.0, step=0.5, description="spawn rate",
-            continuous_update=False, readout_format=".1f",
-        )  # fmt: skip
+            value=10.0,
+            min=0.5,
+            max=100.0,
+            step=0.5,
+            description="spawn rate",
+            continuous_update=False,
+            readout_format=".1f",
+        )
         self.start_button = widgets.Button(description="Start", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
         self.reset_button = widgets.Button(description="Reset stats", icon="undo")
@@ -132,7 +147,8 @@ class Dashboard:
         self.endpoints = widgets.HTML()
         self.workers = widgets.HTML()
         self.figure = _figure()
-        self.chart = widgets.Box([self.figure], layout=widgets.Layout(width="100%"))
+        # A block box (not the default flex row) lets the figure take the full width.
+        self.chart = widgets.Box([self.figure], layout=widgets.Layout(display="block"))
         named = {
             "users-slider": self.users_slider,
             "users-box": self.users_box,
@@ -251,7 +267,7 @@ class Dashboard:
     def draw(self, force: bool = False) -> None:
         """Redraw charts, tables and warning, unless the last redraw was under 0.5 s ago."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if not force and now - self._drawn < MIN_REDRAW_INTERVAL:
                 return
             self._drawn = now
@@ -292,21 +308,26 @@ class Dashboard:
         bundle["text/plain"] = "notebookswarm dashboard (live while its kernel runs)"
         display(bundle, raw=True)
         with self._lock:
-            static = self._static_key is not None
-            handle = display(self.static_bundle() if static else _PLACEHOLDER, raw=True,
-                             display_id=True)  # fmt: skip
-            self._handles.append(handle)
+            static = self.static_bundle() if self._static_key is not None else _PLACEHOLDER
+            handle = display(static, raw=True, display_id=True)
+            if handle is not None:  # None outside IPython
+                self._handles.append(handle)
 
     def _show_static(self, show: bool) -> None:
         key = (
-            (len(self.model.points), self.model.points[-1].time, self.log_toggle.value,
-             self.endpoints.value)
-            if show else None
-        )  # fmt: skip
+            (
+                len(self.model.points),
+                self.model.points[-1].time,
+                self.log_toggle.value,
+                self.endpoints.value,
+            )
+            if show
+            else None
+        )
         if key == self._static_key:
             return
         self._static_key = key
-        self.chart.layout.display = "none" if show else ""
+        self.chart.layout.display = "none" if show else "block"
         bundle = self.static_bundle() if show else _PLACEHOLDER
         for handle in self._handles:
             handle.update(bundle, raw=True)

@@ -263,9 +263,17 @@ class Steering:
             self.steerable = state in STEERABLE
         fresh = seen is None or (seen[0] not in STEERABLE and state in STEERABLE)
         users = rate = None
-        if target_users >= 1 and (seen is None or fresh or seen[1] != target_users):
+        if (
+            target_users >= 1
+            and target_users != self.users
+            and (seen is None or fresh or seen[1] != target_users)
+        ):
             users = self.users = target_users
-        if spawn_rate > 0 and (seen is None or fresh or not math.isclose(seen[2], spawn_rate)):
+        if (
+            spawn_rate > 0
+            and (self.spawn_rate is None or not math.isclose(spawn_rate, self.spawn_rate))
+            and (seen is None or fresh or not math.isclose(seen[2], spawn_rate))
+        ):
             rate = self.spawn_rate = spawn_rate
         return users, rate
 

@@ -23,6 +23,14 @@ _LINEAR = 128  # values below this have one bucket each
 _SUB_BITS = 6  # 2**6 = 64 buckets per power of two above _LINEAR
 
 
+def _only_ints(values: Iterable[object]) -> bool:
+    """True when every value is exactly an ``int`` (not a bool, float or string)."""
+    return set(map(type, values)) <= _INT_TYPE
+
+
+_INT_TYPE = {int}
+
+
 def bucket_of(value: int) -> int:
     """Return the bucket index of a value in nanoseconds (negative values count as 0)."""
     if value < _LINEAR:
@@ -86,8 +94,12 @@ class Histogram:
         if other.count == 0:
             return
         buckets = self.buckets
-        for index, n in other.buckets.items():
-            buckets[index] = buckets.get(index, 0) + n
+        if buckets:
+            get = buckets.get  # the master merges every worker's report: keep this loop tight
+            for index, n in other.buckets.items():
+                buckets[index] = get(index, 0) + n
+        else:
+            buckets.update(other.buckets)
         if self.count == 0:
             self.min, self.max = other.min, other.max
         else:
@@ -145,7 +157,11 @@ class Histogram:
     def from_wire(cls, data: Mapping[str, Any]) -> Histogram:
         """Rebuild a histogram from :meth:`to_wire` output."""
         new = cls()
-        new.buckets = {int(k): int(v) for k, v in data["b"].items()}
+        buckets = data["b"]
+        if type(buckets) is dict and _only_ints(buckets) and _only_ints(buckets.values()):
+            new.buckets = dict(buckets)  # what msgpack gives: a copy at C speed
+        else:
+            new.buckets = {int(k): int(v) for k, v in buckets.items()}
         new.count = int(data["n"])
         new.min = int(data["lo"])
         new.max = int(data["hi"])

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.sessions import merge_setting as _merge_untyped
-from requests.utils import get_environ_proxies
+from requests.utils import get_environ_proxies, get_netrc_auth
 
 from notebookswarm.errors import ConfigError
 from notebookswarm.user import Locust, Recorder, User, UserContext
@@ -129,17 +129,17 @@ class _FailedResponse(requests.Response):
 
 
 _merge_setting: Callable[[Any, Any], Any] = _merge_untyped  # untyped in types-requests
-#: Origins whose proxy and CA settings from the environment a session remembers.
-_ENVIRONMENTS_KEPT = 256
+#: Origins whose settings from the environment a session remembers; then it starts over.
+_ORIGINS_KEPT = 256
 
 
 class HttpSession(requests.Session):
     """A ``requests.Session`` that times and records every request; paths join ``base_url``.
 
     What requests reads from the environment for a URL (``*_proxy``/``no_proxy``,
-    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``) is read once per origin and session, not on
-    every request: scanning ``os.environ`` was a sixth of a request's CPU. Set those
-    variables before the run starts (they are a process's settings anyway).
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, whether ``~/.netrc`` has an entry) is read
+    once per origin and session rather than on every request, where it was a tenth of a
+    request's CPU. Set those before the run starts; they are the process's settings.
     """
 
     def __init__(self, base_url: str, recorder: Recorder, timeout: float = DEFAULT_TIMEOUT):
@@ -147,7 +147,29 @@ class HttpSession(requests.Session):
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
-        self._environment: dict[tuple[str, str, str | None], tuple[dict[str, str], Any]] = {}
+        self._env_settings: dict[tuple[str, str, str | None], tuple[dict[str, str], Any]] = {}
+        self._netrc_entries: dict[tuple[str, str], bool] = {}
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """requests' own; ``~/.netrc`` is looked up once per origin, not per request."""
+        if not self.trust_env or request.auth or self.auth:
+            return super().prepare_request(request)
+        parts = urlsplit(request.url)
+        origin = (parts.scheme, parts.netloc)
+        has_entry = self._netrc_entries.get(origin)
+        if has_entry is None:
+            if len(self._netrc_entries) >= _ORIGINS_KEPT:
+                self._netrc_entries.clear()
+            has_entry = self._netrc_entries[origin] = get_netrc_auth(request.url) is not None
+        if has_entry:  # requests reads the entry itself, as it always does
+            return super().prepare_request(request)
+        # Nothing to find: skip requests' lookup. No greenlet switch happens in here (no
+        # auth to call), so no other request can see trust_env off.
+        self.trust_env = False
+        try:
+            return super().prepare_request(request)
+        finally:
+            self.trust_env = True
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -157,12 +179,12 @@ class HttpSession(requests.Session):
             no_proxy = proxies.get("no_proxy") if proxies is not None else None
             parts = urlsplit(url)
             key = (parts.scheme, parts.netloc, no_proxy)
-            known = self._environment.get(key)
+            known = self._env_settings.get(key)
             if known is None:
-                if len(self._environment) >= _ENVIRONMENTS_KEPT:
-                    self._environment.clear()
+                if len(self._env_settings) >= _ORIGINS_KEPT:
+                    self._env_settings.clear()
                 ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                known = self._environment[key] = (
+                known = self._env_settings[key] = (
                     get_environ_proxies(url, no_proxy=no_proxy),
                     ca_bundle,
                 )
@@ -172,11 +194,15 @@ class HttpSession(requests.Session):
                     proxies.setdefault(k, v)
             if verify is True or verify is None:
                 verify = ca_bundle or verify
+        if self.proxies or not isinstance(proxies, dict):
+            proxies = _merge_setting(proxies, self.proxies)
+        else:  # what merge_setting does with no session proxies, without its type checks
+            proxies = {k: v for k, v in proxies.items() if v is not None}
         return {
-            "proxies": _merge_setting(proxies, self.proxies),
-            "stream": _merge_setting(stream, self.stream),
-            "verify": _merge_setting(verify, self.verify),
-            "cert": _merge_setting(cert, self.cert),
+            "proxies": proxies,
+            "stream": self.stream if stream is None else stream,
+            "verify": self.verify if verify is None else verify,
+            "cert": self.cert if cert is None else cert,
         }
 
     def request(  # type: ignore[override]  # adds name= and catch_response=

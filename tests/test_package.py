@@ -35,6 +35,8 @@ NOTEBOOK_SIDE = [
     "notebookswarm.report",
     "notebookswarm.shapes",
     "notebookswarm.config",
+    "notebookswarm.dashboard",
+    "notebookswarm.dashboard_model",
 ]
 
 

@@ -1,9 +1,9 @@
 """A real JupyterLab on 127.0.0.1 and Debian's Chromium driven by Playwright.
 
 Session fixtures: ``target`` (a CountingServer the notebooks load, through
-``NOTEBOOKSWARM_TARGET``), ``jupyter`` (the server, serving a copy of ``notebooks/``) and
-``browser``; per test, ``page`` (a fresh browser context that collects JavaScript errors,
-and whose kernels are shut down afterwards). Screenshots go to ``test-artifacts/``.
+``NOTEBOOKSWARM_TARGET``) and ``browser``; per test, ``jupyter`` (a server of its own,
+serving a fresh copy of ``notebooks/``) and ``page`` (a fresh browser context that
+collects JavaScript errors). Screenshots go to ``test-artifacts/``.
 
 Chromium comes from apt (``make test`` installs it); Playwright's own browser download is
 never used. Without Chromium the tests are skipped, except under CI, where they fail.
@@ -63,10 +63,12 @@ def target() -> Iterator[CountingServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def jupyter(tmp_path_factory: pytest.TempPathFactory, target: CountingServer) -> Iterator[Jupyter]:
-    """JupyterLab (and Notebook 7) serving a copy of notebooks/ on an OS-chosen port."""
-    work = tmp_path_factory.mktemp("jupyter")
+@pytest.fixture
+def jupyter(tmp_path: Path, target: CountingServer) -> Iterator[Jupyter]:
+    """JupyterLab (and Notebook 7) serving a copy of notebooks/ on an OS-chosen port; one
+    per test (3 s), since a Notebook 7 page after a Lab page on the same server logs
+    errors of its own about the file browser it restores."""
+    work = tmp_path
     root = work / "root"  # a copy: Lab autosaves outputs into what it serves
     shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     settings = work / "settings" / "@jupyterlab" / "apputils-extension"

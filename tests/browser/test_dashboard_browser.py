@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from notebookswarm.testing import CountingServer
 
@@ -28,19 +27,11 @@ USERS = ".nbs-status .nbs-users"
 USERS_TRACE = 5
 
 
-def _copy(page: Page, name: str) -> str:
-    """A fresh copy of a served notebook, so each test starts from stripped outputs."""
-    copy = f"{uuid.uuid4().hex[:8]}-{name}"
-    (page.jupyter.root / copy).write_bytes((page.jupyter.root / name).read_bytes())
-    return copy
-
-
 def test_dashboard_steers_and_follows_in_jupyterlab(page: Page, target: CountingServer) -> None:
     """In JupyterLab the charts grow live, the keyboard-moved users slider changes the
     master's user count within 3 s and the users chart follows, Stop ends the traffic, a
     re-opened notebook shows the static copy, and no JavaScript error is logged."""
-    name = _copy(page, QUICKSTART)
-    open_notebook(page, name)
+    open_notebook(page, QUICKSTART)
     run_all(page)
 
     # Live while the notebook's cells run (its last cells wait 10 s, then stop).
@@ -70,7 +61,9 @@ def test_dashboard_steers_and_follows_in_jupyterlab(page: Page, target: Counting
     moved = time.monotonic()
     wait_text(page, USERS, str(users + 5), timeout=3)
     assert time.monotonic() - moved < 3.0
-    page.page.wait_for_function(f"() => ({LIVE_LAST_Y})({USERS_TRACE}) === {users + 5}")
+    page.page.wait_for_function(
+        f"() => ({LIVE_LAST_Y})({USERS_TRACE}) === {users + 5}", timeout=3000
+    )
     assert text(page, ".nbs-status .nbs-target") == str(users + 5)
     screenshot(page, "dashboard-lab-live.png", ".nbs-dashboard")
     assert target.count() > requests_running
@@ -92,14 +85,13 @@ def test_dashboard_steers_and_follows_in_jupyterlab(page: Page, target: Counting
         page.jupyter.api("DELETE", f"/api/sessions/{session['id']}", timeout=30)
     page.page.reload(wait_until="domcontentloaded")
     page.page.wait_for_function(STATIC_DRAWN, timeout=60_000)
-    screenshot(page, "dashboard-lab-reopened.png")
+    screenshot(page, "dashboard-lab-reopened.png", ".jp-RenderedPlotly")
 
 
 def test_dashboard_runs_in_notebook_7(page: Page) -> None:
     """In Notebook 7 the same notebook draws the dashboard with growing live charts and
     no JavaScript error."""
-    name = _copy(page, QUICKSTART)
-    open_notebook(page, name, ui="notebook")
+    open_notebook(page, QUICKSTART, ui="notebook")
     run_all(page)
     first = wait_live_points(page, more_than=1, timeout=60)
     wait_live_points(page, more_than=first + 2)
