@@ -4,7 +4,8 @@
 
     swarm.dashboard()          # the last line of a cell: one widget
 
-Top to bottom: a users slider with a number box, a spawn-rate slider, Start / Stop /
+Top to bottom: a users slider with a number box, a spawn-rate slider (and, in the open
+model, an arrivals-per-second slider), Start / Stop /
 Reset stats and a log-scale toggle for latency; a status line; a warning while any worker
 is overloaded; one plotly ``FigureWidget`` with requests/s and failures/s, latency p50 /
 p95 / p99 and users; the endpoint table and the worker table.
@@ -77,6 +78,7 @@ class Controller(Protocol):
     def start(self, users: int, spawn_rate: float = 1.0) -> None: ...
     def set_users(self, users: int) -> None: ...
     def set_spawn_rate(self, spawn_rate: float) -> None: ...
+    def set_rate(self, rate: float) -> None: ...
     def stop(self, timeout: float | None = None) -> None: ...
     def reset_stats(self) -> None: ...
 
@@ -137,6 +139,18 @@ class Dashboard:
             continuous_update=False,
             readout_format=".1f",
         )
+        # The open model's control: shown only while the swarm runs arrivals at a rate.
+        self.arrival_slider = widgets.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=100.0,
+            step=1.0,
+            description="arrivals/s",
+            continuous_update=False,
+            readout_format=".0f",
+            layout=widgets.Layout(display="none"),
+        )
+        self._arrival_seen: float | None = None
         self.start_button = widgets.Button(description="Start", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
         self.reset_button = widgets.Button(description="Reset stats", icon="undo")
@@ -153,6 +167,7 @@ class Dashboard:
             "users-slider": self.users_slider,
             "users-box": self.users_box,
             "spawn-rate": self.rate_slider,
+            "arrival-rate": self.arrival_slider,
             "start": self.start_button,
             "stop": self.stop_button,
             "reset": self.reset_button,
@@ -169,6 +184,7 @@ class Dashboard:
         self.users_slider.observe(lambda c: self._users_moved(int(c["new"])), "value")
         self.users_box.observe(lambda c: self._users_moved(int(c["new"])), "value")
         self.rate_slider.observe(lambda c: self._rate_moved(float(c["new"])), "value")
+        self.arrival_slider.observe(lambda c: self._arrivals_moved(float(c["new"])), "value")
         self.start_button.on_click(lambda _: self._start())
         self.stop_button.on_click(lambda _: self._stop())
         self.reset_button.on_click(lambda _: self._reset())
@@ -178,6 +194,7 @@ class Dashboard:
             children=[
                 widgets.HBox([self.users_slider, self.users_box]),
                 self.rate_slider,
+                self.arrival_slider,
                 widgets.HBox(
                     [self.start_button, self.stop_button, self.reset_button, self.log_toggle]
                 ),
@@ -210,6 +227,27 @@ class Dashboard:
             send = self.steering.spawn_rate_moved(spawn_rate) and not self._syncing
         if send:
             self._command(lambda: self.swarm.set_spawn_rate(spawn_rate))
+
+    def _arrivals_moved(self, rate: float) -> None:
+        with self._lock:
+            send = self._arrival_seen is not None and rate != self._arrival_seen
+            send = send and not self._syncing
+            self._arrival_seen = rate
+        if send:
+            self._command(lambda: self.swarm.set_rate(rate))
+
+    def _follow_arrivals(self, rate: Any) -> None:
+        """Show the arrival slider in the open model, at the rate the master reports."""
+        if rate is None:
+            self.arrival_slider.layout.display = "none"
+            self._arrival_seen = None
+            return
+        self.arrival_slider.layout.display = None
+        rate = float(rate)
+        if self._arrival_seen is None or rate != self._arrival_seen:
+            self.arrival_slider.max = max(self.arrival_slider.max, _nice(2 * rate))
+            self._arrival_seen = rate
+            self.arrival_slider.value = rate
 
     def _start(self) -> None:
         users, rate = int(self.users_slider.value), float(self.rate_slider.value)
@@ -255,6 +293,7 @@ class Dashboard:
             users, rate = self.steering.frame(m.state, m.target_users, m.spawn_rate)
             self._local.syncing = True
             try:
+                self._follow_arrivals(frame.get("rate"))
                 if users is not None:
                     self._users_moved(users)
                 if rate is not None:

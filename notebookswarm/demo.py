@@ -78,7 +78,11 @@ def start_target(
         "--parent",
         str(os.getpid()),
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    # Its own session: interrupting a kernel (SIGINT to its process group) or Ctrl-C in a
+    # terminal must not kill the target; it exits when its parent does.
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         line = _first_line(process, timeout)
     except BaseException:

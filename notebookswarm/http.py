@@ -137,9 +137,10 @@ class HttpSession(requests.Session):
     """A ``requests.Session`` that times and records every request; paths join ``base_url``.
 
     What requests reads from the environment for a URL (``*_proxy``/``no_proxy``,
-    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, whether ``~/.netrc`` has an entry) is read
-    once per origin and session rather than on every request, where it was a tenth of a
-    request's CPU. Set those before the run starts; they are the process's settings.
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` for https URLs, whether ``~/.netrc`` has an
+    entry) is read once per origin and session rather than on every request, where it was
+    a tenth of a request's CPU. Set those before the run starts; they are the process's
+    settings.
     """
 
     def __init__(self, base_url: str, recorder: Recorder, timeout: float = DEFAULT_TIMEOUT):
@@ -192,7 +193,9 @@ class HttpSession(requests.Session):
             if proxies is not None:
                 for k, v in env_proxies.items():
                     proxies.setdefault(k, v)
-            if verify is True or verify is None:
+            # Only https has certificates to verify; for http requests' adapter would
+            # otherwise stat the bundle's path on every request.
+            if (verify is True or verify is None) and parts.scheme == "https":
                 verify = ca_bundle or verify
         if self.proxies or not isinstance(proxies, dict):
             proxies = _merge_setting(proxies, self.proxies)

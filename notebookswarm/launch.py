@@ -92,7 +92,9 @@ def start_master(
     config = config or MasterConfig()
     check_bind(bind, keys)
     cmd = master_command(config, bind, worker_port, control_port, keys)
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    # Own sessions: interrupting a kernel signals its whole process group, and a swarm must
+    # survive that (its processes end by the timeouts when their controller is gone).
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
     assert process.stdout is not None
     line = process.stdout.readline()  # the master prints its endpoints first thing
     if not line:
@@ -118,4 +120,4 @@ def start_worker(
     ]
     if keys is not None:
         cmd += ["--keys", str(keys)]
-    return subprocess.Popen(cmd)
+    return subprocess.Popen(cmd, start_new_session=True)

@@ -61,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of users connect at once; 5 would reset some
     daemon_threads = True
     block_on_close = False
     owner: CountingServer

@@ -333,3 +333,22 @@ def test_errors_from_the_controller_show_under_the_controls(swarm: nbs.Swarm) ->
     swarm.close()
     dash.start_button.click()
     assert "closed" in dash.message.value
+
+
+def test_arrival_slider_appears_in_the_open_model_and_steers_the_rate(
+    swarm: nbs.Swarm, target: CountingServer
+) -> None:
+    """In the open model the arrivals slider shows the master's rate, follows set_rate from
+    code, and moving it changes the rate the master runs."""
+    rates: list[Any] = []
+    swarm.on_frame(lambda f: rates.append(f.get("rate")))
+    dash = Dashboard(swarm)
+    assert dash.arrival_slider.layout.display == "none"
+    swarm.start(rate=20, max_users=5)
+    wait_for(lambda: dash.arrival_slider.layout.display is None)
+    assert dash.arrival_slider.value == 20
+    swarm.set_rate(30)  # from code: the slider follows
+    wait_for(lambda: dash.arrival_slider.value == 30)
+    dash.arrival_slider.value = 60  # from the slider: the master's rate follows
+    wait_for(lambda: bool(rates) and rates[-1] == 60)
+    swarm.stop()

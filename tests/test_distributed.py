@@ -142,7 +142,8 @@ def test_saturated_worker_is_not_declared_lost(cluster: Cluster) -> None:
     with cluster.lock:
         assert not any(u["lost"] for u in cluster.updates)
         rows = [row for u in cluster.updates for row in u["workers"]]
-    assert max(row["cpu_percent"] for row in rows) > 90
+    # Close to 100% on a quiet machine; other processes may take a share of the core.
+    assert max(row["cpu_percent"] for row in rows) > 70
     assert max(row["loop_lag"] for row in rows) > 0.1
     cluster.stop_and_wait()
 
