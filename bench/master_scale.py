@@ -193,8 +193,8 @@ def run(
             got = frames.since(t0)
             cpu = 100.0 * CpuMeter.between(before, after) / (t1 - t0)
             steps.append(_step(n, cpu, got))
-            if not kept or n <= keep_frames_at:
-                kept = got
+            if got and (not kept or n <= keep_frames_at):
+                kept = got  # a master far behind may send no update in the window
             if cpu > CPU_LIMIT and n >= keep_frames_at:
                 break
     finally:

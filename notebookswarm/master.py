@@ -36,6 +36,8 @@ _HANDSHAKE_FAILURES = (
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
 
+_DRAIN_AT_MOST = 500
+
 #: Log the first this-many dropped frames one by one, then one line per 1,000.
 _LOG_FIRST_DROPS = 20
 
@@ -143,7 +145,9 @@ class MasterServer:
 
     def _drain(self, channel: Channel, sock: zmq.Socket[bytes]) -> None:
         state = self.state
-        while True:
+        # At most this many frames before the loop ticks again: a flood of reports must
+        # not hold back liveness checks and the once-a-second update.
+        for _ in range(_DRAIN_AT_MOST):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
