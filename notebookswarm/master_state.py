@@ -306,21 +306,14 @@ class MasterState:
         self.assignment = dispatch(self.class_targets, capacities, current)
         running = {w.worker_id: w.users for w in alive}
         rates = split_rate(self.spawn_rate, self.assignment, running)
-        self.generation += 1
-        for w in alive:  # until it says otherwise, a worker told to move is not settled
-            w.state = "spawning"
-        return [
-            (
-                "worker",
-                w.identity,
-                protocol.Spawn(
-                    targets=self.assignment[w.worker_id],
-                    spawn_rate=rates[w.worker_id],
-                    generation=self.generation,
-                ),
-            )
-            for w in alive
-        ]
+        return self._to_each(
+            alive,
+            lambda w, generation: protocol.Spawn(
+                targets=self.assignment[w.worker_id],
+                spawn_rate=rates[w.worker_id],
+                generation=generation,
+            ),
+        )
 
     def _pace(
         self, alive: list[WorkerInfo], capacities: list[WorkerCapacity], arrivals: Arrivals
@@ -329,23 +322,29 @@ class MasterState:
         cores = sum(w.cores for w in alive)
         pools = share_by_cores(arrivals.max_users, capacities)
         backlogs = share_by_cores(arrivals.backlog(), capacities)
+        return self._to_each(
+            alive,
+            lambda w, generation: protocol.Pace(
+                rate=arrivals.rate * w.cores / cores,
+                max_users=pools[w.worker_id],
+                poisson=arrivals.poisson,
+                max_backlog=backlogs[w.worker_id],
+                generation=generation,
+            ),
+        )
+
+    def _to_each(
+        self,
+        alive: list[WorkerInfo],
+        message_for: Callable[[WorkerInfo, int], protocol.Message],
+    ) -> list[Out]:
+        """Send each live worker its message of a new dispatch generation."""
         self.generation += 1
-        for w in alive:  # until it says otherwise, a worker told to move is not settled
-            w.state = "spawning"
-        return [
-            (
-                "worker",
-                w.identity,
-                protocol.Pace(
-                    rate=arrivals.rate * w.cores / cores,
-                    max_users=pools[w.worker_id],
-                    poisson=arrivals.poisson,
-                    max_backlog=backlogs[w.worker_id],
-                    generation=self.generation,
-                ),
-            )
-            for w in alive
-        ]
+        out: list[Out] = []
+        for w in alive:
+            w.state = "spawning"  # until it says otherwise, a worker told to move is not settled
+            out.append(("worker", w.identity, message_for(w, self.generation)))
+        return out
 
     def _settle(self) -> None:
         """Move the swarm's state on from what the workers report."""

@@ -1174,3 +1174,38 @@ def test_a_worker_sent_new_targets_is_not_settled_until_it_reports() -> None:
     command(state, "start", T0, users=2, spawn_rate=2.0)
     command(state, "stop", T0 + 0.1)
     assert state.state == "stopping"
+
+
+def test_arrival_rate_is_split_over_workers_by_cores() -> None:
+    """start(rate=...) sends each worker a Pace with its share of the rate, the pool and the
+    backlog in proportion to its cores; set(rate=...) sends new shares at once."""
+    state = new_state(standalone=True)
+    join(state, "one", T0, cores=1)
+    join(state, "two", T0, cores=2)
+    load(state, T0)
+    reply, out = command(state, "start", T0, rate=300.0, max_users=30, arrivals="poisson")
+    assert reply.ok
+    paces = {identity: m for _, identity, m in out if isinstance(m, protocol.Pace)}
+    assert {k: (p.rate, p.max_users, p.max_backlog, p.poisson) for k, p in paces.items()} == {
+        ident("one"): (100.0, 10, 200, True),
+        ident("two"): (200.0, 20, 400, True),
+    }
+    reply, out = command(state, "set", T0 + 1, rate=30.0)
+    paces = {identity: m for _, identity, m in out if isinstance(m, protocol.Pace)}
+    assert [p.rate for p in paces.values()] == [10.0, 20.0]
+    assert len({p.generation for p in paces.values()}) == 1
+
+
+def test_bad_arrival_settings_are_refused_naming_the_value() -> None:
+    """A negative rate, a pool under 1 or an unknown arrival kind is refused with its value."""
+    state = new_state(standalone=True)
+    join(state, "w1", T0)
+    load(state, T0)
+    for args, needle in (
+        ({"rate": -1.0, "max_users": 5}, "rate must be >= 0 task runs per second, got -1.0"),
+        ({"rate": 10.0, "max_users": 0}, "max_users must be an integer >= 1, got 0"),
+        ({"rate": 10.0, "max_users": 5, "arrivals": "bursty"}, "'bursty'"),
+    ):
+        reply, out = command(state, "start", T0, **args)
+        assert not reply.ok and needle in (reply.error or "")
+        assert out == []
