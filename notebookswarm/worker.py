@@ -12,6 +12,14 @@ if __name__ == "__main__":
 
     monkey.patch_all()
 
+    import os
+    import sys
+
     from notebookswarm.worker_process import main
 
-    raise SystemExit(main())
+    code = main()
+    # Leave at once: the sockets are closed, and nothing at interpreter shutdown (the
+    # heartbeat thread, the gevent hub) may keep a worker alive after it was told to go.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

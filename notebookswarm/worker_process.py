@@ -264,6 +264,8 @@ class WorkerNode:
         self.sock.setsockopt(zmq.LINGER, 2000)
         for option, value in self.curve.items():
             self.sock.setsockopt(option, value)
+        # Watch the handshake from the first connection attempt: a refusal can come fast.
+        self._monitor = self.sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         self.sock.connect(endpoint)
         self.recorder = StatsRecorder()
         self.reporter = Reporter(self.worker_id, self.recorder, self.send)
@@ -271,6 +273,11 @@ class WorkerNode:
         self.code: protocol.Code | None = None
         self.generation = -1
         self.stopper: gevent.Greenlet | None = None
+
+    def close(self) -> None:
+        """Close the socket (giving queued messages a moment) and the context."""
+        self.sock.close(linger=1000)
+        self.context.term()
 
     def send(self, message: protocol.Message) -> None:
         """Send one message to the master."""
@@ -327,7 +334,6 @@ class WorkerNode:
                 ticker.kill()
                 self._stop(None)
                 self.send(protocol.Goodbye(worker_id=self.worker_id))
-                self.sock.close()
                 return 0
             handler = getattr(self, f"_on_{type(message).__name__.lower()}", None)
             if handler is not None:
@@ -335,7 +341,7 @@ class WorkerNode:
 
     def _await_welcome(self) -> protocol.Message | None:
         """Wait for the master's first answer, watching the connection for a failed handshake."""
-        monitor = self.sock.get_monitor_socket(_HANDSHAKE_FAILURES)
+        monitor = self._monitor
         try:
             poller = zmq.green.Poller()
             poller.register(self.sock, zmq.POLLIN)
@@ -520,4 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"notebookswarm worker: {exc}", file=sys.stderr)
             return 2
-    return WorkerNode(args.master, args.connect_timeout, curve).run()
+    node = WorkerNode(args.master, args.connect_timeout, curve)
+    try:
+        return node.run()
+    finally:
+        node.close()
