@@ -154,6 +154,21 @@ class CountingServer:
         self.close()
 
 
+def descendants() -> set[int]:
+    """Return the pids of every process this one started, directly or not, leaving out a
+    browser's helpers (Chromium starts and ends processes of its own whenever it likes)."""
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" not in child.name().lower():
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 def process_gone(pid: int) -> bool:
     """Say whether a process has exited (a zombie waiting for its parent counts as gone)."""
     import psutil

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from notebookswarm.testing import CountingServer
+from notebookswarm.testing import CountingServer, descendants
 
 
 @pytest.fixture
@@ -28,3 +29,14 @@ def users_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def no_strays() -> Iterator[None]:
+    """Every process the test starts is gone within 5 s of its end."""
+    before = descendants()
+    yield
+    deadline = time.monotonic() + 5
+    while (left := descendants() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"stray processes: {sorted(left)}"

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import psutil
 import pytest
+
+from notebookswarm.testing import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -44,19 +45,6 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, ModuleType]]:
     yield {"throughput": throughput, "report": report}
 
 
-def children() -> set[int]:
-    """This process's descendants, but for the session's browser (Chromium starts and ends
-    helper processes of its own whenever it likes)."""
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "chrom" not in child.name().lower():
-                found.add(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
 def test_wrk_latency_distribution_and_count_are_read_in_milliseconds(
     bench: dict[str, ModuleType],
 ) -> None:
@@ -81,7 +69,7 @@ def test_locust_percentiles_follow_locusts_own_rule(bench: dict[str, ModuleType]
 
 def test_smoke_run_measures_every_part_and_leaves_no_process(tmp_path: Path) -> None:
     """``run_bench.py --smoke`` runs all four parts with real processes and prints the tables."""
-    before = children()
+    before = descendants()
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "run_bench.py"), "--smoke", "--json", str(out)],
@@ -118,6 +106,6 @@ def test_smoke_run_measures_every_part_and_leaves_no_process(tmp_path: Path) -> 
     for heading in ("Requests per generator CPU-second", "Memory per waiting user", "Master"):
         assert heading in proc.stdout
     deadline = time.monotonic() + 5
-    while (left := children() - before) and time.monotonic() < deadline:
+    while (left := descendants() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left

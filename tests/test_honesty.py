@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 
 import notebookswarm as nbs
@@ -67,19 +65,7 @@ class Frames:
             return len(self.frames)
 
 
-def children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
-
-
-@pytest.fixture(autouse=True)
-def no_strays() -> Iterator[None]:
-    """Every process a test starts is gone when it ends."""
-    before = children()
-    yield
-    deadline = time.monotonic() + 5
-    while (left := children() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left, f"stray processes: {[psutil.Process(p).cmdline() for p in left]}"
+pytestmark = pytest.mark.usefixtures("no_strays")
 
 
 def flagged(frame: dict[str, Any]) -> list[str]:

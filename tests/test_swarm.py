@@ -8,12 +8,11 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 import pytest
 
 import notebookswarm as nbs
@@ -24,7 +23,7 @@ from notebookswarm.launch import reap, start_master, start_worker
 from notebookswarm.master_state import MasterConfig
 from notebookswarm.run import Run
 from notebookswarm.swarm import Swarm, SwarmConfig
-from notebookswarm.testing import CountingServer, wait_until
+from notebookswarm.testing import CountingServer, descendants, wait_until
 
 FAST = MasterConfig(
     heartbeat_interval=0.5, heartbeat_timeout=3.0, master_timeout=5.0, controller_timeout=5.0
@@ -56,19 +55,7 @@ def item_path(n: int) -> str:
     return f"/item/{n}"
 
 
-def children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
-
-
-@pytest.fixture(autouse=True)
-def no_strays() -> Iterator[None]:
-    """Every process a test starts is gone when it ends."""
-    before = children()
-    yield
-    deadline = time.monotonic() + 5
-    while (left := children() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left, f"stray processes: {[psutil.Process(p).cmdline() for p in left]}"
+pytestmark = pytest.mark.usefixtures("no_strays")
 
 
 def aggregated(frame: pd.DataFrame) -> int:
@@ -89,10 +76,10 @@ def await_updates(swarm: Swarm, n: int) -> None:
 def raises_without_processes(
     error: type[BaseException], call: Callable[[], object], match: str | None
 ) -> BaseException:
-    before = children()
+    before = descendants()
     with pytest.raises(error, match=match) as info:
         call()
-    assert children() == before
+    assert descendants() == before
     return info.value
 
 
@@ -320,7 +307,7 @@ def test_workers_frame_has_a_row_per_worker(target: CountingServer) -> None:
     with Swarm(Visitor, host=target.url, workers=2, config=CONFIG) as swarm:
         workers = swarm.workers
         assert len(workers) == 2
-        assert set(workers["pid"]) <= children()
+        assert set(workers["pid"]) <= descendants()
         assert workers["state"].tolist() == ["ready", "ready"]
         swarm.start(users=4, spawn_rate=100)
         swarm.wait("spawned", timeout=20)
