@@ -40,6 +40,7 @@ from notebookswarm.stats import StatsRecorder
 from notebookswarm.user import User
 
 Send = Callable[[protocol.Message], None]
+_CORES = os.cpu_count() or 1
 
 # gevent records every greenlet's spawner and spawning stack for its debugging tools; with
 # a greenlet per user that was a third of the CPU of starting one (10 of 31 µs), for
@@ -126,7 +127,8 @@ class Reporter:
             worker_id=self.worker_id,
             state=runtime.state if runtime else READY,  # type: ignore[arg-type]
             users=runtime.user_counts() if runtime else {},
-            cpu_percent=float(self.process.cpu_percent(None)),
+            # Over a very short interval psutil can read far above what the cores allow.
+            cpu_percent=min(float(self.process.cpu_percent(None)), 100.0 * _CORES),
             loop_lag=self.loop.take(),
         )
 
