@@ -297,17 +297,15 @@ class WorkerNode:
 
     def run(self) -> int:
         """Join the master and obey it until told to quit; return the exit status."""
-        self.send(
-            protocol.Hello(
-                worker_id=self.worker_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                cores=os.cpu_count() or 1,
-                version=__version__,
-            )
+        hello = protocol.Hello(
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            cores=os.cpu_count() or 1,
+            version=__version__,
         )
         try:
-            welcome = self._await_welcome()
+            welcome = self._join(hello)
         except protocol.VersionMismatch as exc:
             self.say(exc.explain(peer="master", local="worker"))
             return 2
@@ -341,19 +339,31 @@ class WorkerNode:
             if handler is not None:
                 handler(message)
 
-    def _await_welcome(self) -> protocol.Message | None:
-        """Wait for the master's first answer, watching the connection for a failed handshake."""
+    def _join(self, hello: protocol.Hello) -> protocol.Message | None:
+        """Send the hello and wait for the master's first answer, watching the handshake.
+
+        Nothing here blocks past the deadline: a master that refuses our key ends the ZeroMQ
+        session, and a DEALER with no session would block a plain send forever.
+        """
         monitor = self._monitor
+        frame = protocol.encode(hello)
         try:
             poller = zmq.green.Poller()
-            poller.register(self.sock, zmq.POLLIN)
+            poller.register(self.sock, zmq.POLLOUT)
             poller.register(monitor, zmq.POLLIN)
             deadline = time.monotonic() + self.connect_timeout
             while (left := deadline - time.monotonic()) > 0:
                 ready = dict(poller.poll(int(left * 1000) + 1))
                 if monitor in ready:
                     raise HandshakeFailed(explain_handshake(recv_monitor_message(monitor)))
-                if self.sock in ready:
+                flags = ready.get(self.sock, 0)
+                if flags & zmq.POLLOUT:
+                    try:
+                        self.sock.send(frame, zmq.NOBLOCK)
+                    except zmq.Again:  # the session went between the poll and the send
+                        continue
+                    poller.modify(self.sock, zmq.POLLIN)
+                elif flags & zmq.POLLIN:
                     return self.receive(0)
             return None
         finally:

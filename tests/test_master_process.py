@@ -236,6 +236,46 @@ def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None
         reap(master.process)
 
 
+_LATE_HELLO = """
+import sys, time
+from gevent import monkey
+monkey.patch_all()
+from notebookswarm.keys import worker_curve_options
+from notebookswarm.worker_process import WorkerNode
+node = WorkerNode(sys.argv[1], 20.0, worker_curve_options(sys.argv[2]))
+time.sleep(1.0)  # widen the race: the master refuses the key before the worker says hello
+try:
+    sys.exit(node.run())
+finally:
+    node.close()
+"""
+
+
+def test_a_refused_worker_leaves_even_when_the_refusal_beats_its_hello(tmp_path: Path) -> None:
+    """A master that refuses a key ends the ZeroMQ session; the worker's hello must not then
+    block forever (a CI hang): it reports the refusal and exits within its connect timeout."""
+    keys = keygen(tmp_path / "keys")
+    other = keygen(tmp_path / "other")
+    (other / "master.key").write_bytes((keys / "master.key").read_bytes())
+    master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
+    master.process.stderr = None
+    endpoint = master.worker_endpoint.replace("0.0.0.0", "127.0.0.1")
+    late = subprocess.Popen(
+        [sys.executable, "-c", _LATE_HELLO, endpoint, str(other)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = late.communicate(timeout=30)
+        assert late.returncode == 1
+        assert "refused this worker's CurveZMQ key" in err
+    finally:
+        if late.poll() is None:
+            late.kill()
+            late.communicate()
+        reap(master.process)
+
+
 def test_keygen_command_writes_a_usable_key_folder(tmp_path: Path) -> None:
     """`python -m notebookswarm keygen DIR` writes both keypairs and trusts the worker key;
     running it again on the same folder refuses to overwrite them."""
