@@ -9,6 +9,7 @@ and only for the reply. No gevent anywhere.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import queue
 import threading
@@ -19,9 +20,11 @@ from concurrent.futures import Future
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm import protocol
 from notebookswarm.errors import NotebookSwarmError
+from notebookswarm.keys import HANDSHAKE_FAILURES, explain_handshake
 
 UpdateCallback = Callable[[protocol.Update], None]
 
@@ -47,6 +50,7 @@ class ControlClient:
         self._callbacks: list[UpdateCallback] = []
         self.last_heard: float | None = None
         self.refused: str | None = None
+        self._key_refused = False
         self.dropped = 0
         self._thread = threading.Thread(
             target=self._serve, name="notebookswarm-control", daemon=True
@@ -65,6 +69,8 @@ class ControlClient:
         request_id = next(self._ids)
         future: Future[protocol.ControlReply] = Future()
         with self._lock:
+            if self._key_refused:
+                raise MasterUnreachable(f"{self.endpoint}: {self.refused}")
             self._pending[request_id] = future
         self._outbox.put(protocol.Control(command=command, args=args, request_id=request_id))
         try:
@@ -93,14 +99,16 @@ class ControlClient:
         sock.setsockopt(zmq.LINGER, 500)
         for option, value in self._curve.items():
             sock.setsockopt(option, value)
+        monitor = sock.get_monitor_socket(HANDSHAKE_FAILURES) if self._curve else None
         sock.connect(self.endpoint)
+        unsent: collections.deque[protocol.Control] = collections.deque()
         next_ping = 0.0
         try:
             while True:
                 now = time.monotonic()
                 if now >= next_ping:
                     ping = protocol.Control(command="ping", args={}, request_id=0)
-                    sock.send(protocol.encode(ping))
+                    _send_now(sock, ping)  # a ping that finds no session is simply skipped
                     next_ping = now + self.ping_interval
                 while True:
                     try:
@@ -109,12 +117,31 @@ class ControlClient:
                         break
                     if item is None:
                         return
-                    sock.send(protocol.encode(item))
+                    unsent.append(item)
+                # Never block on a send: a master that refused our key leaves no session, and
+                # a blocked send would hang this thread and, at close, the kernel.
+                while unsent and _send_now(sock, unsent[0]):
+                    unsent.popleft()
                 if sock.poll(20):
                     while sock.poll(0):
                         self._receive(sock.recv())
+                if monitor is not None and monitor.poll(0):
+                    self._refuse(explain_handshake(recv_monitor_message(monitor), "controller"))
         finally:
-            sock.close()
+            if monitor is not None:
+                sock.disable_monitor()
+                monitor.close()
+            sock.close(linger=0 if unsent else 500)
+
+    def _refuse(self, reason: str) -> None:
+        """The master refused our key: fail every waiting request now, with the reason."""
+        with self._lock:
+            self.refused = reason
+            self._key_refused = True
+            waiting = list(self._pending.values())
+        for future in waiting:
+            if not future.done():
+                future.set_exception(MasterUnreachable(f"{self.endpoint}: {reason}"))
 
     def _receive(self, data: bytes) -> None:
         try:
@@ -141,3 +168,12 @@ class ControlClient:
                     traceback.print_exc()
         elif isinstance(message, protocol.Refused):
             self.refused = message.reason
+
+
+def _send_now(sock: zmq.Socket[bytes], message: protocol.Control) -> bool:
+    """Send without blocking; return False when the socket has no session to send to."""
+    try:
+        sock.send(protocol.encode(message), zmq.NOBLOCK)
+    except zmq.Again:
+        return False
+    return True

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -72,3 +74,27 @@ def trusted_dir(directory: str | Path) -> Path:
     if not folder.is_dir():
         raise ConfigError(f"no folder {str(folder)!r} of trusted worker keys: run keygen")
     return folder
+
+
+# The socket-monitor events that mean a peer failed the CurveZMQ (or ZMTP) handshake.
+HANDSHAKE_FAILURES = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+def explain_handshake(event: Mapping[str, Any], who: str = "worker") -> str:
+    """Say why this side's handshake with the master failed and what to do."""
+    if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (
+            f"the master refused this {who}'s CurveZMQ key (status {event['value']}): "
+            f"put this {who}'s public key in the master's trusted/ folder, or use keys "
+            "from the master's `keygen` folder"
+        )
+    return (
+        f"the handshake with the master failed (ZeroMQ protocol error {event['value']:#x}): "
+        "the master probably requires CurveZMQ keys (pass the keys from its `keygen` "
+        "folder: --keys DIR to a worker, keys=DIR to Swarm.connect), or it uses none and "
+        f"this {who} should not pass any"
+    )

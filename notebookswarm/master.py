@@ -28,13 +28,8 @@ from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm import protocol
 from notebookswarm.errors import ConfigError
+from notebookswarm.keys import HANDSHAKE_FAILURES
 from notebookswarm.master_state import Channel, MasterConfig, MasterState, Out
-
-_HANDSHAKE_FAILURES = (
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-)
 
 _DRAIN_AT_MOST = 500
 
@@ -109,7 +104,7 @@ class MasterServer:
         self.monitors: dict[zmq.Socket[bytes], Channel] = {}
         if keys is not None:  # say out loud when a peer fails the CurveZMQ handshake
             for channel, sock in self.sockets.items():
-                self.monitors[sock.get_monitor_socket(_HANDSHAKE_FAILURES)] = channel
+                self.monitors[sock.get_monitor_socket(HANDSHAKE_FAILURES)] = channel
         self.state = MasterState(config, time.time())
 
     def serve(self) -> int:

@@ -91,7 +91,11 @@ class Swarm:
             endpoint, curve = _attach
             self._client = ControlClient(endpoint, curve=curve)
             self._client.on_update(self._on_update)
-            self._client.request("ping")
+            try:
+                self._client.request("ping")
+            except BaseException:
+                self._client.close()
+                raise
             self._owned = False
             self._finalizer = weakref.finalize(self, _shutdown, self._client, None, [])
             return

@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +34,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm import __version__, protocol
 from notebookswarm.errors import ConfigError
+from notebookswarm.keys import HANDSHAKE_FAILURES, explain_handshake, worker_curve_options
 from notebookswarm.loader import load_file, load_source
 from notebookswarm.runtime import READY, Runtime, RuntimeConfig
 from notebookswarm.stats import StatsRecorder
@@ -224,30 +225,8 @@ class Heartbeats:
                 os._exit(4)
 
 
-_HANDSHAKE_FAILURES = (
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-)
-
-
 class HandshakeFailed(Exception):
     """The master's socket refused ours during the ZeroMQ handshake."""
-
-
-def explain_handshake(event: Mapping[str, Any]) -> str:
-    """Say why a handshake with the master failed and what to do."""
-    if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-        return (
-            f"the master refused this worker's CurveZMQ key (status {event['value']}): "
-            "put this worker's public key in the master's trusted/ folder, or use keys "
-            "from the master's `keygen` folder"
-        )
-    return (
-        f"the handshake with the master failed (ZeroMQ protocol error {event['value']:#x}): "
-        "the master probably requires CurveZMQ keys (pass --keys DIR with the keys from "
-        "its `keygen` folder), or it uses none and this worker should not pass --keys"
-    )
 
 
 class WorkerNode:
@@ -267,7 +246,7 @@ class WorkerNode:
         for option, value in self.curve.items():
             self.sock.setsockopt(option, value)
         # Watch the handshake from the first connection attempt: a refusal can come fast.
-        self._monitor = self.sock.get_monitor_socket(_HANDSHAKE_FAILURES)
+        self._monitor = self.sock.get_monitor_socket(HANDSHAKE_FAILURES)
         self.sock.connect(endpoint)
         self.recorder = StatsRecorder()
         self.reporter = Reporter(self.worker_id, self.recorder, self.send)
@@ -531,8 +510,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     curve: dict[int, bytes] = {}
     if args.keys is not None:
-        from notebookswarm.keys import worker_curve_options
-
         try:
             curve = worker_curve_options(args.keys)
         except ConfigError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,13 @@ import pytest
 import zmq
 
 from notebookswarm import protocol
-from notebookswarm.control import ControlClient
+from notebookswarm.control import ControlClient, MasterUnreachable
 from notebookswarm.errors import ConfigError
 from notebookswarm.keys import keygen
 from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
 from notebookswarm.master_state import MasterConfig
+from notebookswarm.swarm import Swarm
+from notebookswarm.testing import wait_until
 
 
 @pytest.fixture
@@ -273,6 +276,33 @@ def test_a_refused_worker_leaves_even_when_the_refusal_beats_its_hello(tmp_path:
         if late.poll() is None:
             late.kill()
             late.communicate()
+        reap(master.process)
+
+
+def test_a_controller_with_an_untrusted_key_is_told_at_once_and_closes(tmp_path: Path) -> None:
+    """Swarm.connect with keys the master does not trust fails fast with the reason, and the
+    controller's thread and socket close (a blocked send would hang the kernel at exit)."""
+    keys = keygen(tmp_path / "keys")
+    other = keygen(tmp_path / "other")
+    (other / "master.key").write_bytes((keys / "master.key").read_bytes())
+    master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
+    master.process.stderr = None
+    endpoint = master.control_endpoint.replace("0.0.0.0", "127.0.0.1")
+    try:
+
+        def controllers() -> int:
+            return sum(t.name == "notebookswarm-control" for t in threading.enumerate())
+
+        before = controllers()
+        # Failed by the refusal itself, not by the request timing out ("did not answer").
+        with pytest.raises(MasterUnreachable, match=r"^tcp://\S+: the master refused this contr"):
+            Swarm.connect(endpoint, keys=other)
+        wait_until(
+            lambda: controllers() == before, message="the refused controller's thread to end"
+        )
+        with Swarm.connect(endpoint, keys=keys) as trusted:  # the right keys still get in
+            assert trusted.workers.empty
+    finally:
         reap(master.process)
 
 
