@@ -14,7 +14,8 @@ or more cores the target and the generator are pinned to different ones.
 
 Clients (the ``ours:`` ones record every request into a real ``StatsRecorder``):
 
-- ``ours:requests``   notebookswarm.http.HttpSession (requests.Session)
+- ``ours:requests``   notebookswarm.http.HttpSession (requests.Session, the lean adapter)
+- ``ours:requests-urllib3``  the same with requests' own adapter (``transport="urllib3"``)
 - ``ours:fast``       notebookswarm._fastclient.FastHttpSession (the FastHttpUser client)
 - ``ours:ghc``        geventhttpclient.HTTPClient with the same naming/recording/status
                       rules, the candidate the lean client was chosen over
@@ -48,6 +49,7 @@ BODY = b"ok\n"
 #: Requests per run for each client, before --scale; slow clients get fewer.
 BASE_COUNTS = {
     "ours:requests": 20_000,
+    "ours:requests-urllib3": 20_000,
     "ours:fast": 100_000,
     "ours:ghc": 60_000,
     "raw:ghc": 60_000,
@@ -194,11 +196,13 @@ def make_sender(kind: str, url: str) -> tuple[Any, Any]:
     from notebookswarm.stats import StatsRecorder
 
     recorder = StatsRecorder()
-    if kind == "ours:requests":
+    if kind in ("ours:requests", "ours:requests-urllib3"):
         from notebookswarm.http import HttpSession
 
+        transport = "urllib3" if kind.endswith("urllib3") else "lean"
+
         def requests_user() -> Any:
-            session = HttpSession(url, recorder)
+            session = HttpSession(url, recorder, transport=transport)
             return lambda: session.get("/")
 
         return requests_user, recorder

@@ -476,13 +476,9 @@ class FastHttpSession:
         self.base_url = base_url
         self.recorder = recorder
         self.network_timeout = network_timeout
-        self.connection_timeout = connection_timeout
-        self.insecure = insecure
         self.headers: dict[str, str] = {}
         self.cookies = CookieJar()
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._parsed: dict[str, tuple[Origin, str, str]] = {}
-        self._ssl_context: Any = None
+        self._pool = ConnectionPool(connection_timeout, insecure)
 
     # Locust-style verbs. Each returns FastResponse, or CatchResponse when asked.
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -572,10 +568,7 @@ class FastHttpSession:
 
     def close(self) -> None:
         """Close every idle connection (a request later opens new ones)."""
-        for connections in self._idle.values():
-            for connection in connections:
-                connection.close()
-        self._idle.clear()
+        self._pool.close()
 
     def _send_following(
         self,
@@ -598,32 +591,70 @@ class FastHttpSession:
         raise HTTPException(f"more than {MAX_REDIRECTS} redirects, the last to {url}")
 
     def _send(self, method: str, url: str, body: bytes, extra: str, timeout: float) -> _RawResponse:
-        """Send one request on a pooled connection (retrying a stale one) and read it."""
+        """Send one request with this user's cookies for its host, and keep what it sets."""
+        where = self._pool.where(url)
+        host = where[0][1]
+        cookies = self.cookies.for_host(host)
+        if cookies:
+            extra += "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()) + "\r\n"
+        raw = self._pool.exchange(where, method, extra, body, timeout)
+        if raw.set_cookies:
+            self.cookies.update_from(host, raw.set_cookies)
+        return raw
+
+
+class ConnectionPool:
+    """Keep-alive connections per origin, and the exchange of one request for its response.
+
+    Shared by :class:`FastHttpSession` and :class:`notebookswarm._leanadapter.LeanAdapter`
+    (the ``HttpUser`` transport): neither cookies nor redirects are its business.
+    """
+
+    def __init__(self, connection_timeout: float = DEFAULT_TIMEOUT, insecure: bool = False):
+        self.connection_timeout = connection_timeout
+        self.insecure = insecure
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._parsed: dict[str, tuple[Origin, str, str]] = {}
+        self._ssl_context: Any = None
+
+    def where(self, url: str) -> tuple[Origin, str, str]:
+        """``(origin, request target, Host value)`` of ``url``, remembered per URL."""
         where = self._parsed.get(url)
         if where is None:
             if len(self._parsed) >= _PARSED_URLS_KEPT:
                 self._parsed.clear()
             where = self._parsed[url] = _parse_url(url)
+        return where
+
+    def exchange(
+        self,
+        where: tuple[Origin, str, str],
+        method: str,
+        extra: str,
+        body: bytes,
+        timeout: float | None,
+        connect_timeout: float | None = None,
+    ) -> _RawResponse:
+        """Send one request on a pooled connection (retrying a stale one) and read it.
+
+        ``extra`` holds the header lines (each ending in CRLF) besides ``Host`` (unless it
+        starts with one) and ``Content-Length``, which this adds for the body it frames.
+        """
         origin, target, netloc = where
-        host = origin[1]
-        cookies = self.cookies.for_host(host)
-        cookie_line = (
-            "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()) + "\r\n"
-            if cookies
-            else ""
-        )
         length_line = f"Content-Length: {len(body)}\r\n" if body or method in _BODY_METHODS else ""
         host_line = "" if extra.startswith("Host: ") else f"Host: {netloc}\r\n"
-        payload = (
-            f"{method} {target} HTTP/1.1\r\n{host_line}{extra}{cookie_line}{length_line}\r\n"
-        ).encode("latin-1") + body
+        payload = (f"{method} {target} HTTP/1.1\r\n{host_line}{extra}{length_line}\r\n").encode(
+            "latin-1"
+        ) + body
 
         idle = self._idle.get(origin)
         while True:
             connection = self._take_idle(idle)
             reused = connection is not None
             if connection is None:
-                connection = self._connect(origin)
+                connection = self._connect(
+                    origin, self.connection_timeout if connect_timeout is None else connect_timeout
+                )
             sock = connection.sock
             reader = _Reader(sock)
             try:
@@ -649,13 +680,18 @@ class FastHttpSession:
                     continue
                 raise
             break
-        if raw.set_cookies:
-            self.cookies.update_from(host, raw.set_cookies)
         if raw.keep_alive:
             self._give_back(origin, connection)
         else:
             connection.close()
         return raw
+
+    def close(self) -> None:
+        """Close every idle connection (a request later opens new ones)."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
 
     def _take_idle(self, idle: list[_Connection] | None) -> _Connection | None:
         while idle:
@@ -675,9 +711,9 @@ class FastHttpSession:
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
-    def _connect(self, origin: Origin) -> _Connection:
+    def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
-        sock = gevent.socket.create_connection((host, port), timeout=self.connection_timeout)
+        sock = gevent.socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
             if scheme == "https":

@@ -12,11 +12,12 @@ block. Nothing a target does raises out of a request into the user's task.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -29,6 +30,8 @@ from notebookswarm.user import Locust, Recorder, User, UserContext
 #: Seconds a request may take before it fails with a timeout. requests has no default,
 #: and a user stuck forever on a stalled target would hide that stall from the stats.
 DEFAULT_TIMEOUT = 60.0
+#: What an ``HttpUser``'s requests travel on: see :class:`HttpUser`.
+TRANSPORTS = ("lean", "urllib3")
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -143,8 +146,24 @@ class HttpSession(requests.Session):
     settings.
     """
 
-    def __init__(self, base_url: str, recorder: Recorder, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        base_url: str,
+        recorder: Recorder,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: str = "lean",
+    ):
         super().__init__()
+        if transport not in TRANSPORTS:
+            raise ConfigError(
+                f"transport={transport!r}: pick one of {', '.join(map(repr, TRANSPORTS))}"
+                " ('lean': notebookswarm's wire under requests for http:// URLs in a worker; "
+                "'urllib3': requests' own adapter everywhere)"
+            )
+        if transport == "lean" and _gevent_patched():
+            from notebookswarm._leanadapter import LeanAdapter
+
+            self.mount("http://", LeanAdapter())
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
@@ -243,14 +262,27 @@ class HttpSession(requests.Session):
         return response
 
 
+def _gevent_patched() -> bool:
+    """True in a worker: gevent is imported and has patched the socket module."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
+
 class HttpUser(User):
-    """A user whose ``self.client`` is an :class:`HttpSession` on ``host``."""
+    """A user whose ``self.client`` is an :class:`HttpSession` on ``host``.
+
+    ``transport = "lean"`` (the default) sends ``http://`` requests on notebookswarm's own
+    wire under requests' ``Session`` (see :mod:`notebookswarm._leanadapter`: twice the
+    requests per CPU-second, ``response.raw`` a stand-in); ``transport = "urllib3"`` keeps
+    requests' own adapter for every request.
+    """
 
     abstract = True
+    transport: ClassVar[str] = "lean"
 
     def __init__(self, context: UserContext) -> None:
         super().__init__(context)
-        self.client = HttpSession(require_host(self), context.recorder)
+        self.client = HttpSession(require_host(self), context.recorder, transport=self.transport)
 
 
 def require_host(user: User) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from httptarget import Target
 
 from notebookswarm.testing import CountingServer, descendants
 
@@ -40,3 +42,18 @@ def no_strays() -> Iterator[None]:
     while (left := descendants() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"stray processes: {sorted(left)}"
+
+
+@pytest.fixture
+def server() -> Iterator[Target]:
+    """A keep-alive HTTP/1.1 target on threads here (see tests/httptarget.py)."""
+    target = Target()
+    thread = threading.Thread(target=target.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield target
+    finally:
+        target.release.set()
+        target.shutdown()
+        target.server_close()
+        thread.join(timeout=10)

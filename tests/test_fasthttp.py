@@ -11,17 +11,15 @@ import json
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from httptarget import Target
 
 PRELUDE = """
 from gevent import monkey
@@ -59,103 +57,6 @@ def run_client(body: str, **values: object) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-class Target(ThreadingHTTPServer):
-    """A keep-alive HTTP/1.1 server that remembers connections and request paths."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.connections = 0
-        self.paths: list[str] = []
-        self.seen: list[dict[str, Any]] = []
-        self.release = threading.Event()  # lets stalled handlers go at teardown
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.lock:
-            self.connections += 1
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out or vanish are part of these tests: stay quiet."""
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Target
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log on stderr."""
-
-    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        with self.server.lock:
-            self.server.paths.append(self.path)
-            self.server.seen.append(
-                {"method": self.command, "path": self.path, "body": body.decode()}
-                | {k.lower(): v for k, v in self.headers.items()}
-            )
-        route = self.path.partition("?")[0]
-        if route.startswith("/status/"):
-            self.reply(int(route.rsplit("/", 1)[1]), b"status")
-        elif route == "/set-cookie":
-            self.reply(200, headers={"Set-Cookie": "session=abc123; Path=/; HttpOnly"})
-        elif route == "/clear-cookie":
-            self.reply(200, headers={"Set-Cookie": "session=; Max-Age=0; Path=/"})
-        elif route == "/echo-cookie":
-            self.reply(200, (self.headers.get("Cookie") or "").encode())
-        elif route == "/stall":
-            self.server.release.wait(10)
-        elif route == "/reset":
-            # SO_LINGER 0: close() sends RST instead of FIN
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-        elif route == "/drop-after":
-            self.reply(200, b"bye")  # says keep-alive, then hangs up anyway
-            self.close_connection = True
-        elif route == "/redirect":
-            self.reply(302, headers={"Location": "/status/200"})
-        elif route == "/chunked":
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.wfile.write(b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n")
-        else:
-            self.reply(200, b"ok")
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-
-@pytest.fixture
-def server() -> Iterator[Target]:
-    target = Target()
-    thread = threading.Thread(target=target.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield target
-    finally:
-        target.release.set()
-        target.shutdown()
-        target.server_close()
-        thread.join(timeout=10)
 
 
 def test_importing_fasthttp_does_not_import_gevent() -> None:

@@ -1,0 +1,221 @@
+"""HttpUser's lean transport against requests' own, request for request.
+
+Each scenario runs in a fresh monkey-patched interpreter (a worker's conditions) once with
+``transport="lean"`` and once with ``transport="urllib3"``; what the task sees and what the
+stats record must be the same, and what the target received must be the same too.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from httptarget import Target
+
+PRELUDE = """
+from gevent import monkey
+monkey.patch_all()
+import json, sys
+import requests
+from notebookswarm.http import HttpUser
+from notebookswarm._leanadapter import LeanAdapter
+from notebookswarm.user import UserContext
+
+class Recorder:
+    def __init__(self):
+        self.requests = []
+    def record_request(self, method, name, latency_ns, nbytes, error):
+        assert latency_ns > 0
+        self.requests.append([method, name, nbytes, error])
+    def record_exception(self, exc):
+        raise AssertionError(f"user exception recorded: {exc!r}")
+
+out = {}
+for transport in ("lean", "urllib3"):
+    recorder = Recorder()
+    cls = type("Visitor", (HttpUser,), {"host": URL, "transport": transport})
+    client = cls(UserContext(recorder=recorder)).client
+    lean = isinstance(client.get_adapter(URL), LeanAdapter)
+    seen = out[transport] = {"lean": lean, "calls": []}
+"""
+EPILOGUE = """
+    seen["requests"] = recorder.requests
+    client.close()
+print(json.dumps(out))
+"""
+
+
+def run_both(body: str, url: str, **values: object) -> dict[str, Any]:
+    """Run ``body`` (indented into the loop over transports) for both; return `out`."""
+    assigns = "".join(f"{key} = {value!r}\n" for key, value in {"URL": url, **values}.items())
+    code = assigns + PRELUDE + textwrap.indent(textwrap.dedent(body), "    ") + EPILOGUE
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["lean"].pop("lean") is True
+    assert result["urllib3"].pop("lean") is False
+    return result
+
+
+def test_lean_and_urllib3_agree_on_what_a_task_sees(server: Target) -> None:
+    """Status, reason, headers (a repeated field joined), text and its encoding, JSON,
+    params, form and JSON bodies, HEAD, chunked and gzip bodies, 4xx: the same both ways."""
+    out = run_both(
+        """
+        def look(r):
+            seen["calls"].append([
+                r.status_code, r.reason, r.ok, r.url, r.encoding, r.text,
+                r.headers.get("content-type"), r.headers.get("x-twice"),
+                r.headers.get("content-encoding"), len(r.content),
+            ])
+
+        look(client.get("/echo", params={"q": "a b"}, name="/echo"))
+        echoed = client.post("/echo", data={"k": "v", "n": "1"}).json()
+        seen["form"] = [echoed["body"], echoed["headers"]["content-type"],
+                        echoed["headers"]["content-length"]]
+        echoed = client.put("/echo", json={"x": [1, 2]}).json()
+        seen["json"] = [echoed["body"], echoed["headers"]["content-type"]]
+        echoed = client.post("/echo").json()
+        seen["empty-post"] = echoed["headers"].get("content-length")
+        echoed = client.get("/echo", headers={"X-Mine": "yes", "Host": "example.test"}).json()
+        seen["sent"] = [echoed["headers"]["x-mine"], echoed["headers"]["host"],
+                        echoed["headers"]["accept-encoding"], echoed["headers"]["user-agent"]]
+        look(client.get("/twice"))
+        look(client.get("/gzip"))
+        look(client.get("/chunked"))
+        look(client.get("/text-latin1"))
+        look(client.head("/echo"))
+        look(client.get("/status/404"))
+        look(client.get("/status/503"))
+        """,
+        server.url,
+    )
+    assert out["lean"] == out["urllib3"]
+    calls = out["lean"]["calls"]
+    assert calls[0][:4] == [200, "OK", True, server.url + "/echo?q=a+b"]
+    assert calls[1][7] == "one, two"  # X-Twice sent twice
+    assert calls[2][5] == "squeezed " * 50 and calls[2][8] == "gzip"
+    assert calls[3][5] == "hello, world"
+    assert calls[4][4:6] == ["latin-1", "caf\u00e9"]
+    assert out["lean"]["form"] == ["k=v&n=1", "application/x-www-form-urlencoded", "7"]
+    assert out["lean"]["json"] == ['{"x": [1, 2]}', "application/json"]
+    assert out["lean"]["empty-post"] == "0"
+    assert out["lean"]["sent"][:2] == ["yes", "example.test"]
+    assert out["lean"]["requests"][-2:] == [
+        ["GET", "/status/404", 6, "HTTP 404 Not Found"],
+        ["GET", "/status/503", 6, "HTTP 503 Service Unavailable"],
+    ]
+    # Everything reached the target twice, once per transport, in the same order.
+    paths = server.paths
+    assert paths[: len(paths) // 2] == paths[len(paths) // 2 :]
+
+
+def test_lean_and_urllib3_agree_on_cookies_and_redirects(server: Target) -> None:
+    """A Set-Cookie lands in the session's jar and goes back; a cleared cookie is gone;
+    a redirect is followed with its history; allow_redirects=False stops at the 302."""
+    out = run_both(
+        """
+        r = client.get("/set-cookie")
+        seen["calls"].append([r.cookies.get("session"), client.cookies.get("session")])
+        seen["calls"].append(client.get("/echo-cookie").text)
+        client.get("/clear-cookie")
+        seen["calls"].append([client.get("/echo-cookie").text, dict(client.cookies)])
+        r = client.get("/redirect")
+        seen["calls"].append([r.status_code, r.url, [h.status_code for h in r.history]])
+        r = client.get("/redirect", allow_redirects=False)
+        seen["calls"].append([r.status_code, r.headers["location"], r.is_redirect])
+        """,
+        server.url,
+    )
+    assert out["lean"] == out["urllib3"]
+    calls = out["lean"]["calls"]
+    assert calls[0] == ["abc123", "abc123"]
+    assert calls[1] == "session=abc123"
+    assert calls[2] == ["", {}]
+    assert calls[3] == [200, server.url + "/status/200", [302]]
+    assert calls[4] == [302, "/status/200", True]
+    assert [r[1] for r in out["lean"]["requests"]][-2:] == ["/redirect", "/redirect"]
+
+
+def test_lean_and_urllib3_fail_alike(server: Target) -> None:
+    """A refused connection, a read timeout, a connect timeout's type and a reset connection
+    are the same requests exceptions, and the stats name the same causes."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    out = run_both(
+        """
+        for path, kwargs in [(REFUSED + "/x", {}), ("/stall", {"timeout": 0.3}), ("/reset", {})]:
+            try:
+                requests.Session.request(client, "GET", client.base_url + path
+                                         if path.startswith("/") else path, **kwargs)
+            except requests.RequestException as exc:
+                seen["calls"].append([type(exc).__name__, isinstance(exc, requests.Timeout)])
+        client.get(REFUSED + "/y", name="refused")
+        client.get("/stall", timeout=0.3)
+        """,
+        server.url,
+        REFUSED=refused_url,
+    )
+    assert out["lean"]["calls"] == out["urllib3"]["calls"]
+    assert out["lean"]["calls"][:3] == [
+        ["ConnectionError", False],
+        ["ReadTimeout", True],
+        ["ConnectionError", False],
+    ]
+    assert (
+        out["lean"]["requests"]
+        == out["urllib3"]["requests"]
+        == [
+            ["GET", "refused", 0, "ConnectionRefusedError: [Errno 111] Connection refused"],
+            ["GET", "/stall", 0, "TimeoutError: timed out"],
+        ]
+    )
+
+
+def test_what_lean_leaves_to_requests_goes_through_requests(server: Target) -> None:
+    """stream=True and a file body take requests' own adapter and still work."""
+    out = run_both(
+        """
+        r = client.get("/chunked", stream=True)
+        seen["calls"].append([type(r.raw).__module__.split(".")[0], r.text])
+        import io
+        echoed = client.post("/echo", data=io.BytesIO(b"ab")).json()
+        seen["calls"].append([echoed["body"], echoed["headers"].get("transfer-encoding")])
+        r = client.get("/echo")
+        seen["calls"].append(type(r.raw).__name__)
+        """,
+        server.url,
+    )
+    assert out["lean"]["calls"][:2] == [["urllib3", "hello, world"], ["ab", None]]
+    assert out["urllib3"]["calls"][:2] == out["lean"]["calls"][:2]
+    assert out["lean"]["calls"][2] == "LeanRaw"
+    assert out["urllib3"]["calls"][2] == "HTTPResponse"
+
+
+def test_unpatched_process_and_bad_transport() -> None:
+    """Outside a worker (nothing patched) requests' own adapter is used and gevent is not
+    imported; an unknown transport names the choices."""
+    code = (
+        "import sys\n"
+        "from notebookswarm.http import HttpSession\n"
+        "from notebookswarm.errors import ConfigError\n"
+        "s = HttpSession('http://127.0.0.1:1', None)\n"
+        "print(type(s.get_adapter('http://x')).__name__, 'gevent' in sys.modules)\n"
+        "try:\n"
+        "    HttpSession('http://127.0.0.1:1', None, transport='curl')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    first, second = done.stdout.strip().splitlines()
+    assert first == "HTTPAdapter False"
+    assert second.startswith("transport='curl': pick one of 'lean', 'urllib3'")
