@@ -45,6 +45,17 @@ class InterruptTaskSet(Exception):  # Locust's name
         self.reschedule = reschedule
 
 
+class _Park(BaseException):
+    """A top-level wait long enough to hand back: the runtime resumes the user later.
+
+    A BaseException so that no ``except Exception`` in a task set's code can swallow it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 class _BackToParent(Exception):
     """Carries a nested task set's interrupt() to its parent."""
 
@@ -319,6 +330,9 @@ class _UserTasks(TaskSet):
     def wait_time(self) -> float:
         return self.user.wait_time()
 
+    def wait(self) -> None:
+        self.user._sleep(self.wait_time(), top_level=True)
+
     def execute_task(self, task_: TaskLike) -> None:
         if isinstance(task_, type) and issubclass(task_, TaskSet):
             task_(self.user).run()
@@ -355,6 +369,9 @@ class User(metaclass=_TaskHolderMeta):
         self._stop_requested = False
         self._task_started: float | None = None
         self._nested: dict[type[TaskSet], TaskSet] = {}
+        # Set by the runtime: a wait between top-level tasks at least this long parks
+        # the user (see run()); None waits in place, as a user run on its own does.
+        self._park_after: float | None = None
 
     def on_start(self) -> None:
         """Run once when the user starts; override it (for example to log in)."""
@@ -362,34 +379,54 @@ class User(metaclass=_TaskHolderMeta):
     def on_stop(self) -> None:
         """Run once when the user stops; override it (for example to log out)."""
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float, top_level: bool = False) -> None:
         """Wait between tasks; a stop requested during a task takes effect here."""
         if self._stop_requested:
             raise StopUser()
         self._state = "waiting"
+        if top_level and self._park_after is not None and seconds >= self._park_after:
+            raise _Park(seconds)
         time.sleep(seconds)
         if self._stop_requested:
             raise StopUser()
 
-    def run(self) -> None:
-        """Run ``on_start``, then tasks until stopped; ``on_stop`` runs on the way out."""
+    def run(self) -> float | None:
+        """Run ``on_start``, then tasks until stopped; ``on_stop`` runs on the way out.
+
+        Returns None when the user has ended. With ``_park_after`` set (by the runtime), a
+        long wait between top-level tasks returns its length instead: the user is
+        "parked", holding no greenlet while it waits, and the next ``run()`` goes on with
+        the next task (no second ``on_start``). A parked user costs about a sixth of the
+        memory of one sleeping in its greenlet (docs/performance.md).
+        """
+        resuming = self._state == "parked"
+        if resuming and self._stop_requested:  # stopped on its way back from a wait
+            self._finish()
+            return None
         self._state = "running"
         try:
-            try:
-                self.on_start()
-            except StopUser:
-                raise
-            except Exception as exc:  # a failing login is counted, the user goes on
-                self.context.recorder.record_exception(exc)
+            if not resuming:
+                try:
+                    self.on_start()
+                except StopUser:
+                    raise
+                except Exception as exc:  # a failing login is counted, the user goes on
+                    self.context.recorder.record_exception(exc)
             while True:
                 try:
                     _UserTasks(self).run()
                 except _BackToParent:  # interrupt() at the top level: start over
                     continue
+        except _Park as park:
+            self._state = "parked"
+            return park.seconds
         except StopUser:
             pass
-        finally:
+        except BaseException:  # killed by the runtime (GreenletExit)
             self._finish()
+            raise
+        self._finish()
+        return None
 
     def run_one_task(self) -> bool:
         """Run one task, as one arrival of the arrival-rate mode; no wait afterwards.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_targets_up_and_down_stop_newest_first() -> None:
         counts_up = rt.user_counts()
         rt.set_targets({"Worker": 2, "Other": 2}, spawn_rate=100)
         wait_for(lambda: rt.state == "running")
-        left = sorted(u.serial for u, _ in rt._users["Worker"])
+        left = sorted(slot.user.serial for slot in rt._users["Worker"])
         rt.stop()
         print(json.dumps({"up": counts_up, "left": left, "ramp": ramp,
                           "after": rt.user_counts(), "state": rt.state}))
@@ -156,3 +157,110 @@ def test_bad_targets_are_refused_with_the_value() -> None:
         "spawn_rate must be >= 0 users per second, got nan",
     ]
     assert out["users"] == 0 and out["state"] == "ready"
+
+
+def test_a_long_wait_parks_the_user_without_its_greenlet() -> None:
+    """A top-level wait of at least park_after ends the user's greenlet and a timer starts
+    a fresh one for the next task: on_start once, tasks on time, no greenlet while parked;
+    a nested TaskSet's waits keep theirs; a parked user stops at once with on_stop."""
+    out = run_script(
+        """
+        from notebookswarm import TaskSet
+        log = []
+        kept = []  # the greenlets themselves, so no id is reused while we compare them
+
+        def me():
+            kept.append(gevent.getcurrent())
+            return len({id(g) for g in kept})  # how many distinct greenlets so far
+
+        class Parker(User):
+            wait_time = constant(0.3)
+            def on_start(self):
+                log.append(["start", me()])
+            def on_stop(self):
+                log.append(["stop", me()])
+            @task
+            def work(self):
+                log.append(["task", me(), time.monotonic()])
+
+        class Nested(TaskSet):
+            wait_time = constant(0.3)
+            @task
+            def inner(self):
+                log.append(["inner", me()])
+
+        class Nester(User):
+            wait_time = constant(0.3)
+            tasks = [Nested]
+
+        rt = Runtime([Parker], StatsRecorder(), RuntimeConfig(park_after=0.2))
+        rt.set_targets({"Parker": 1}, spawn_rate=100)
+        wait_for(lambda: sum(e[0] == "task" for e in log) == 3)
+        wait_for(lambda: rt._users["Parker"][0].greenlet is None)
+        parked = [rt.user_count(), rt._users["Parker"][0].timer is not None]
+        rt.stop()
+        parker = list(log)
+        log.clear()
+        kept.clear()
+        rt = Runtime([Nester], StatsRecorder(), RuntimeConfig(park_after=0.2))
+        rt.set_targets({"Nester": 1}, spawn_rate=100)
+        wait_for(lambda: len(log) == 3)
+        rt.stop()
+        print(json.dumps({"parker": parker, "parked": parked, "nested": log,
+                          "after": rt.user_count()}))
+        """
+    )
+    parker = out["parker"]
+    assert isinstance(parker, list)
+    kinds = [entry[0] for entry in parker]
+    assert kinds == ["start", "task", "task", "task", "stop"]
+    tasks = parker[1:4]
+    assert [entry[1] for entry in tasks] == [1, 2, 3]  # a fresh greenlet for every task
+    gaps = [b[2] - a[2] for a, b in itertools.pairwise(tasks)]
+    assert all(gap >= 0.3 for gap in gaps)
+    assert out["parked"] == [1, True]
+    nested = out["nested"]
+    assert isinstance(nested, list)
+    assert [entry[1] for entry in nested] == [1, 1, 1]  # waits inside a TaskSet keep it
+    assert out["after"] == 0
+
+
+def test_stops_racing_parked_and_waking_users_end_each_user_once() -> None:
+    """Users parking and waking every few milliseconds, stopped at arbitrary moments:
+    every user that started runs on_stop exactly once and none runs a task afterwards."""
+    out = run_script(
+        """
+        import random
+        starts, stops, late = [], [], []
+        stopped = [False]
+        class Flicker(User):
+            wait_time = constant(0.011)
+            def on_start(self):
+                starts.append(self)
+            def on_stop(self):
+                stops.append(self)
+            @task
+            def work(self):
+                if self._stop_requested or stopped[0]:  # a task begun after its stop
+                    late.append(self)
+
+        random.seed(7)
+        for round_ in range(10):
+            stopped[0] = False
+            rt = Runtime([Flicker], StatsRecorder(), RuntimeConfig(park_after=0.01))
+            rt.set_targets({"Flicker": 30}, spawn_rate=10000)
+            gevent.sleep(0.05 + random.random() * 0.05)
+            rt.set_targets({"Flicker": 12}, spawn_rate=10000)
+            gevent.sleep(random.random() * 0.05)
+            rt.stop()
+            stopped[0] = True
+            gevent.sleep(0.05)
+        print(json.dumps({"starts": len(starts), "stops": len(stops),
+                          "each_once": {id(u) for u in starts} == {id(u) for u in stops},
+                          "late": len(late)}))
+        """
+    )
+    assert out["starts"] == 300
+    assert out["stops"] == 300
+    assert out["each_once"] is True
+    assert out["late"] == 0
