@@ -1,8 +1,9 @@
 """Memory per waiting user: RSS of one generator process as its users grow.
 
 Both tools run ``FastHttpUser`` users whose task does nothing and who then wait an hour
-(``constant(3600)``), in one process: a notebookswarm worker steered by a ``Swarm``, and
-``locust --headless`` steered by a ``LoadTestShape`` that reads the wanted count from a
+(``constant(3600)``; ours also once with ``park_after = None``, so that each user keeps
+its greenlet through the wait, as waits shorter than 5 s do), in one process: a
+notebookswarm worker steered by a ``Swarm``, and ``locust --headless`` steered by a ``LoadTestShape`` that reads the wanted count from a
 file. At each step the harness waits until every user has started, lets them settle into
 their wait, and reads the RSS; RSS per user is ``(RSS(n) - RSS(1)) / (n - 1)``, the
 growth that users cause rather than the interpreter and libraries every process has.
@@ -31,6 +32,9 @@ class Idle(FastHttpUser):
     def idle(self):
         pass
 """
+
+#: The same users holding their greenlets through the wait, as waits under 5 s do.
+OURS_UNPARKED = OURS_IDLE + "\n\nIdle.park_after = None\n"
 
 LOCUST_IDLE = """\
 import os
@@ -72,14 +76,19 @@ def per_user(steps: list[dict[str, Any]]) -> None:
         step["kb_per_user"] = grown / (step["users"] - base["users"]) / 1024
 
 
-def ours(url: str, counts: Sequence[int], spawn_rate: float, timeout: float) -> dict[str, Any]:
-    """Step one notebookswarm worker through ``counts`` users; RSS of the worker at each."""
+def ours(
+    url: str, counts: Sequence[int], spawn_rate: float, timeout: float, parked: bool = True
+) -> dict[str, Any]:
+    """Step one notebookswarm worker through ``counts`` users; RSS of the worker at each.
+
+    ``parked=False`` runs users with ``park_after = None``: each waits in its greenlet.
+    """
     from notebookswarm import Swarm, SwarmConfig
 
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nbs-bench-mem-") as tmp:
         users_file = Path(tmp) / "idle.py"
-        users_file.write_text(OURS_IDLE)
+        users_file.write_text(OURS_IDLE if parked else OURS_UNPARKED)
         with Swarm(str(users_file), host=url, workers=1, config=SwarmConfig()) as swarm:
             worker_pid = int(swarm.workers["pid"].iloc[0])
             for i, n in enumerate(counts):

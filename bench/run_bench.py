@@ -54,6 +54,7 @@ class Preset:
     generators: tuple[str, ...] = tuple(throughput.GENERATORS)
     memory_ours: tuple[int, ...] = (1, 10_000, 50_000, 100_000)
     memory_locust: tuple[int, ...] = (1, 10_000, 50_000)
+    memory_unparked: tuple[int, ...] = (1, 10_000, 50_000)
     memory_rate: float = 10_000.0
     memory_timeout: float = 120.0
     master_levels: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 600)
@@ -76,6 +77,7 @@ SMOKE = Preset(
     generators=("ours-fast", "ours-http"),
     memory_ours=(1, 300),
     memory_locust=(),
+    memory_unparked=(1, 300),
     memory_rate=1000.0,
     memory_timeout=20.0,
     master_levels=(2, 4),
@@ -172,6 +174,10 @@ def run_memory(preset: Preset, url: str, locust_python: Path | None) -> dict[str
     if preset.memory_ours:
         out["ours"] = memory.ours(
             url, preset.memory_ours, preset.memory_rate, preset.memory_timeout
+        )
+    if preset.memory_unparked:
+        out["ours_unparked"] = memory.ours(
+            url, preset.memory_unparked, preset.memory_rate, preset.memory_timeout, parked=False
         )
     if preset.memory_locust and locust_python is not None:
         out["locust"] = memory.locust(

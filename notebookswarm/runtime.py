@@ -9,8 +9,8 @@ Users above a target are stopped at once, newest first; starts are paced at the 
 rate. Stopping a user: a user waiting between tasks stops at once; a user inside a task
 finishes it, unless ``stop_timeout`` seconds pass first, then it is killed.
 
-A user whose wait between top-level tasks is at least ``park_after`` seconds (5 s by
-default) is parked for the wait: its greenlet ends and a timer starts a fresh one for the
+A user whose wait between top-level tasks is at least its class's ``park_after`` seconds
+(5 s by default) is parked for the wait: its greenlet ends and a timer starts a fresh one for the
 next task. A greenlet parked in a sleep holds about 7.75 KB (its frame-stack chunk and
 its copied C stack); a parked user holds its objects and a timer. Waits inside a nested
 ``TaskSet`` keep their greenlet, whose frames must survive.
@@ -50,7 +50,6 @@ class RuntimeConfig:
     tags: frozenset[str] | None = None
     exclude_tags: frozenset[str] = frozenset()
     stop_timeout: float = 10.0
-    park_after: float | None = 5.0
 
 
 class _Slot:
@@ -163,7 +162,7 @@ class Runtime:
         except Exception as exc:  # a broken __init__ is the user's bug: count it
             self.recorder.record_exception(exc)
             return
-        user._park_after = self.config.park_after
+        user._parkable = True
         slot = _Slot(user)
         self._users[cls.__name__].append(slot)
         self._go(slot)

@@ -346,7 +346,8 @@ class User(metaclass=_TaskHolderMeta):
     Class attributes: ``host`` (overridden by the swarm's host when that is given),
     ``wait_time``, ``tasks``, ``weight`` (relative share of the users),
     ``fixed_count`` (exactly this many, taken before weights), ``abstract`` (a base class
-    that is never spawned).
+    that is never spawned), ``park_after`` (a wait between tasks at least this many
+    seconds long lets go of the user's greenlet, see :meth:`run`; None never does).
     """
 
     host: str | None = None
@@ -356,6 +357,7 @@ class User(metaclass=_TaskHolderMeta):
     abstract: ClassVar[bool] = True
     min_wait: ClassVar[float | None] = None
     max_wait: ClassVar[float | None] = None
+    park_after: ClassVar[float | None] = 5.0
 
     def wait_time(self) -> float:
         """Seconds to wait after each task; assign ``between(...)`` and friends to change it."""
@@ -369,9 +371,9 @@ class User(metaclass=_TaskHolderMeta):
         self._stop_requested = False
         self._task_started: float | None = None
         self._nested: dict[type[TaskSet], TaskSet] = {}
-        # Set by the runtime: a wait between top-level tasks at least this long parks
-        # the user (see run()); None waits in place, as a user run on its own does.
-        self._park_after: float | None = None
+        # Set by the runtime, which can resume a parked user (see run()); a user run on
+        # its own always waits in place.
+        self._parkable = False
 
     def on_start(self) -> None:
         """Run once when the user starts; override it (for example to log in)."""
@@ -384,7 +386,8 @@ class User(metaclass=_TaskHolderMeta):
         if self._stop_requested:
             raise StopUser()
         self._state = "waiting"
-        if top_level and self._park_after is not None and seconds >= self._park_after:
+        park_after = self.park_after
+        if top_level and self._parkable and park_after is not None and seconds >= park_after:
             raise _Park(seconds)
         time.sleep(seconds)
         if self._stop_requested:
@@ -393,8 +396,8 @@ class User(metaclass=_TaskHolderMeta):
     def run(self) -> float | None:
         """Run ``on_start``, then tasks until stopped; ``on_stop`` runs on the way out.
 
-        Returns None when the user has ended. With ``_park_after`` set (by the runtime), a
-        long wait between top-level tasks returns its length instead: the user is
+        Returns None when the user has ended. Run by the runtime, a wait between top-level
+        tasks of at least ``park_after`` seconds returns its length instead: the user is
         "parked", holding no greenlet while it waits, and the next ``run()`` goes on with
         the next task (no second ``on_start``). A parked user costs about a sixth of the
         memory of one sleeping in its greenlet (docs/performance.md).
@@ -522,6 +525,13 @@ def check_user_classes(classes: Iterable[Any]) -> list[type[User]]:
         fixed = cls.fixed_count
         if isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 0:
             raise ConfigError(f"{cls.__name__}.fixed_count must be an integer >= 0, got {fixed!r}")
+        park = cls.park_after
+        if park is not None and (
+            isinstance(park, bool) or not isinstance(park, int | float) or not park >= 0
+        ):
+            raise ConfigError(
+                f"{cls.__name__}.park_after must be seconds >= 0 or None (never park), got {park!r}"
+            )
         out.append(cls)
     if not out:
         raise ConfigError("no user classes given: pass at least one User subclass")

@@ -15,7 +15,19 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Handler", "Target"]
+__all__ = ["RECORDER", "Handler", "Target"]
+
+#: Source of a recorder for client scripts run in subprocesses: keeps every request.
+RECORDER = """
+class Recorder:
+    def __init__(self):
+        self.requests = []
+    def record_request(self, method, name, latency_ns, nbytes, error):
+        assert latency_ns > 0
+        self.requests.append([method, name, nbytes, error])
+    def record_exception(self, exc):
+        raise AssertionError(f"user exception recorded: {exc!r}")
+"""
 
 
 class Target(ThreadingHTTPServer):

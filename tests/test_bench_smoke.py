@@ -92,9 +92,10 @@ def test_smoke_run_measures_every_part_and_leaves_no_process(tmp_path: Path) -> 
         assert run["reported_requests"] >= run["requests"] - 10  # theirs spans the window
         assert 0 < run["p50_ms"] <= run["p99_ms"]
 
-    steps = parts["memory"]["ours"]["steps"]
-    assert [s["users"] for s in steps] == [1, 300]
-    assert steps[1]["rss_bytes"] > 0 and steps[1]["kb_per_user"] > 0
+    for series in ("ours", "ours_unparked"):
+        steps = parts["memory"][series]["steps"]
+        assert [s["users"] for s in steps] == [1, 300]
+        assert steps[1]["rss_bytes"] > 0 and steps[1]["kb_per_user"] > 0
 
     (master,) = parts["master"]["series"]
     assert [s["workers"] for s in master["steps"]] == [2, 4]

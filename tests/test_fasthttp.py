@@ -19,23 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from httptarget import Target
+from httptarget import RECORDER, Target
 
-PRELUDE = """
+PRELUDE = (
+    """
 from gevent import monkey
 monkey.patch_all()
 import json, sys
 from notebookswarm.fasthttp import FastHttpUser
 from notebookswarm.user import UserContext
 
-class Recorder:
-    def __init__(self):
-        self.requests = []
-    def record_request(self, method, name, latency_ns, nbytes, error):
-        assert latency_ns > 0
-        self.requests.append([method, name, nbytes, error])
-    def record_exception(self, exc):
-        raise AssertionError(f"user exception recorded: {exc!r}")
+"""
+    + RECORDER
+    + """
 
 def make_client(host, **attributes):
     recorder = Recorder()
@@ -44,6 +40,7 @@ def make_client(host, **attributes):
 
 out = {}
 """
+)
 EPILOGUE = "\nprint(json.dumps(out))\n"
 
 

@@ -14,9 +14,10 @@ import sys
 import textwrap
 from typing import Any
 
-from httptarget import Target
+from httptarget import RECORDER, Target
 
-PRELUDE = """
+PRELUDE = (
+    """
 from gevent import monkey
 monkey.patch_all()
 import json, sys
@@ -25,14 +26,9 @@ from notebookswarm.http import HttpUser
 from notebookswarm._leanadapter import LeanAdapter
 from notebookswarm.user import UserContext
 
-class Recorder:
-    def __init__(self):
-        self.requests = []
-    def record_request(self, method, name, latency_ns, nbytes, error):
-        assert latency_ns > 0
-        self.requests.append([method, name, nbytes, error])
-    def record_exception(self, exc):
-        raise AssertionError(f"user exception recorded: {exc!r}")
+"""
+    + RECORDER
+    + """
 
 out = {}
 for transport in ("lean", "urllib3"):
@@ -42,6 +38,7 @@ for transport in ("lean", "urllib3"):
     lean = isinstance(client.get_adapter(URL), LeanAdapter)
     seen = out[transport] = {"lean": lean, "calls": []}
 """
+)
 EPILOGUE = """
     seen["requests"] = recorder.requests
     client.close()

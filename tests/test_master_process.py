@@ -175,14 +175,20 @@ def test_binding_beyond_loopback_needs_keys() -> None:
     assert "python -m notebookswarm keygen DIR" in done.stderr
 
 
-def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None:
-    """With keys on 0.0.0.0, a worker holding the trusted key joins; one without keys and one
-    with an untrusted key are refused, and both sides say why."""
+def keyed_master(tmp_path: Path) -> tuple[Path, Path, MasterProcess]:
+    """A master on 0.0.0.0 with keys; ``other`` holds a valid keypair it does not trust."""
     keys = keygen(tmp_path / "keys")
-    other = keygen(tmp_path / "other")  # a valid keypair the master does not trust
+    other = keygen(tmp_path / "other")
     (other / "master.key").write_bytes((keys / "master.key").read_bytes())
     master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
     master.process.stderr = None
+    return keys, other, master
+
+
+def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None:
+    """With keys on 0.0.0.0, a worker holding the trusted key joins; one without keys and one
+    with an untrusted key are refused, and both sides say why."""
+    keys, other, master = keyed_master(tmp_path)
     from notebookswarm.keys import worker_curve_options
 
     client = ControlClient(
@@ -257,11 +263,7 @@ finally:
 def test_a_refused_worker_leaves_even_when_the_refusal_beats_its_hello(tmp_path: Path) -> None:
     """A master that refuses a key ends the ZeroMQ session; the worker's hello must not then
     block forever (a CI hang): it reports the refusal and exits within its connect timeout."""
-    keys = keygen(tmp_path / "keys")
-    other = keygen(tmp_path / "other")
-    (other / "master.key").write_bytes((keys / "master.key").read_bytes())
-    master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
-    master.process.stderr = None
+    _, other, master = keyed_master(tmp_path)
     endpoint = master.worker_endpoint.replace("0.0.0.0", "127.0.0.1")
     late = subprocess.Popen(
         [sys.executable, "-c", _LATE_HELLO, endpoint, str(other)],
@@ -282,11 +284,7 @@ def test_a_refused_worker_leaves_even_when_the_refusal_beats_its_hello(tmp_path:
 def test_a_controller_with_an_untrusted_key_is_told_at_once_and_closes(tmp_path: Path) -> None:
     """Swarm.connect with keys the master does not trust fails fast with the reason, and the
     controller's thread and socket close (a blocked send would hang the kernel at exit)."""
-    keys = keygen(tmp_path / "keys")
-    other = keygen(tmp_path / "other")
-    (other / "master.key").write_bytes((keys / "master.key").read_bytes())
-    master = start_master(MasterConfig(standalone=True), bind="0.0.0.0", keys=keys)
-    master.process.stderr = None
+    keys, other, master = keyed_master(tmp_path)
     endpoint = master.control_endpoint.replace("0.0.0.0", "127.0.0.1")
     try:
 

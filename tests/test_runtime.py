@@ -175,6 +175,7 @@ def test_a_long_wait_parks_the_user_without_its_greenlet() -> None:
 
         class Parker(User):
             wait_time = constant(0.3)
+            park_after = 0.2
             def on_start(self):
                 log.append(["start", me()])
             def on_stop(self):
@@ -191,9 +192,10 @@ def test_a_long_wait_parks_the_user_without_its_greenlet() -> None:
 
         class Nester(User):
             wait_time = constant(0.3)
+            park_after = 0.2
             tasks = [Nested]
 
-        rt = Runtime([Parker], StatsRecorder(), RuntimeConfig(park_after=0.2))
+        rt = Runtime([Parker], StatsRecorder(), RuntimeConfig())
         rt.set_targets({"Parker": 1}, spawn_rate=100)
         wait_for(lambda: sum(e[0] == "task" for e in log) == 3)
         wait_for(lambda: rt._users["Parker"][0].greenlet is None)
@@ -202,7 +204,7 @@ def test_a_long_wait_parks_the_user_without_its_greenlet() -> None:
         parker = list(log)
         log.clear()
         kept.clear()
-        rt = Runtime([Nester], StatsRecorder(), RuntimeConfig(park_after=0.2))
+        rt = Runtime([Nester], StatsRecorder(), RuntimeConfig())
         rt.set_targets({"Nester": 1}, spawn_rate=100)
         wait_for(lambda: len(log) == 3)
         rt.stop()
@@ -235,6 +237,7 @@ def test_stops_racing_parked_and_waking_users_end_each_user_once() -> None:
         stopped = [False]
         class Flicker(User):
             wait_time = constant(0.011)
+            park_after = 0.01
             def on_start(self):
                 starts.append(self)
             def on_stop(self):
@@ -247,7 +250,7 @@ def test_stops_racing_parked_and_waking_users_end_each_user_once() -> None:
         random.seed(7)
         for round_ in range(10):
             stopped[0] = False
-            rt = Runtime([Flicker], StatsRecorder(), RuntimeConfig(park_after=0.01))
+            rt = Runtime([Flicker], StatsRecorder(), RuntimeConfig())
             rt.set_targets({"Flicker": 30}, spawn_rate=10000)
             gevent.sleep(0.05 + random.random() * 0.05)
             rt.set_targets({"Flicker": 12}, spawn_rate=10000)

@@ -770,6 +770,16 @@ def test_something_that_is_not_a_user_class_is_refused(thing: Any) -> None:
         check_user_classes([thing])
 
 
+@pytest.mark.parametrize("park_after", [-1, "5s", True, float("nan")])
+def test_a_bad_park_after_is_refused_naming_the_value(park_after: Any) -> None:
+    """park_after must be seconds >= 0 or None; anything else names the class and value."""
+    cls = type("Sleeper", (DecoratedWeights,), {"park_after": park_after})
+    with pytest.raises(ConfigError, match=r"Sleeper\.park_after must be seconds >= 0 or None"):
+        check_user_classes([cls])
+    ok = type("Sleeper", (DecoratedWeights,), {"park_after": None})
+    assert check_user_classes([ok]) == [ok]
+
+
 def test_no_user_classes_at_all_is_refused() -> None:
     """check_user_classes refuses an empty list."""
     with pytest.raises(ConfigError, match="no user classes"):
