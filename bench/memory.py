@@ -3,10 +3,11 @@
 Both tools run ``FastHttpUser`` users whose task does nothing and who then wait an hour
 (``constant(3600)``; ours also once with ``park_after = None``, so that each user keeps
 its greenlet through the wait, as waits shorter than 5 s do), in one process: a
-notebookswarm worker steered by a ``Swarm``, and ``locust --headless`` steered by a ``LoadTestShape`` that reads the wanted count from a
-file. At each step the harness waits until every user has started, lets them settle into
-their wait, and reads the RSS; RSS per user is ``(RSS(n) - RSS(1)) / (n - 1)``, the
-growth that users cause rather than the interpreter and libraries every process has.
+notebookswarm worker steered by a ``Swarm``, and ``locust --headless`` steered by a
+``LoadTestShape`` that reads the wanted count from a file. At each step the harness waits
+until every user has started, lets them settle into their wait, and reads the RSS; RSS
+per user is ``(RSS(n) - RSS(1)) / (n - 1)``, the growth that users cause rather than the
+interpreter and libraries every process has.
 """
 
 from __future__ import annotations
