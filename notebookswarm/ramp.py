@@ -13,9 +13,11 @@ def next_change(current: Mapping[str, int], targets: Mapping[str, int]) -> tuple
     """Return ``(class name, +1 or -1)`` for the next user to start or stop, or None.
 
     Stops come first, so a change of mix never runs more users than the larger of the
-    old and new totals. Among classes to grow, the one missing the largest fraction of
-    its target goes next, which interleaves classes in proportion to their targets; ties
-    go to the class named first.
+    old and new totals. Among classes to grow, the one furthest short of its share of the
+    users started so far, counting the next one, goes next (the rule of nginx's smooth
+    weighted round robin). Every class stays within about one user of its share at every
+    step, and a class of 1 in {1, 1, 8} comes in near the middle of the ramp rather than
+    at its front. Ties go to the class named first.
     """
     best: tuple[float, str] | None = None
     for name, target in targets.items():
@@ -29,12 +31,14 @@ def next_change(current: Mapping[str, int], targets: Mapping[str, int]) -> tuple
             best = (1.0, name)
     if best is not None:
         return best[1], -1
+    total = sum(targets.values())
+    started = sum(min(current.get(name, 0), target) for name, target in targets.items())
     for name, target in targets.items():
         have = current.get(name, 0)
         if have < target:
-            missing = (target - have) / target
-            if best is None or missing > best[0]:
-                best = (missing, name)
+            behind = target * (started + 1) / total - have  # short of its share after one more
+            if best is None or behind > best[0]:
+                best = (behind, name)
     return None if best is None else (best[1], +1)
 
 

@@ -10,10 +10,10 @@ rate. Stopping a user: a user waiting between tasks stops at once; a user inside
 finishes it, unless ``stop_timeout`` seconds pass first, then it is killed.
 
 A user whose wait between top-level tasks is at least its class's ``park_after`` seconds
-(5 s by default) is parked for the wait: its greenlet ends and a timer starts a fresh one for the
-next task. A greenlet parked in a sleep holds about 7.75 KB (its frame-stack chunk and
-its copied C stack); a parked user holds its objects and a timer. Waits inside a nested
-``TaskSet`` keep their greenlet, whose frames must survive.
+(5 s by default) is parked for the wait: its greenlet ends and a timer starts a fresh
+one for the next task. A greenlet parked in a sleep holds about 7.75 KB (its frame-stack
+chunk and its copied C stack); a parked user holds its objects and a timer. Waits inside
+a nested ``TaskSet`` keep their greenlet, whose frames must survive.
 """
 
 from __future__ import annotations
@@ -192,9 +192,7 @@ class Runtime:
 
     def _ended(self, slot: _Slot) -> None:
         """A user has ended: close its client and forget it."""
-        close = getattr(slot.user.client, "close", None)
-        if close is not None:
-            close()
+        _close_client(slot.user)
         users = self._users[type(slot.user).__name__]
         for i, known in enumerate(users):
             if known is slot:
@@ -203,9 +201,7 @@ class Runtime:
 
     def _end_parked(self, user: User) -> None:
         user._finish()  # on_stop, as for a user killed while it waited
-        close = getattr(user.client, "close", None)
-        if close is not None:
-            close()
+        _close_client(user)
 
     def _stop_user(self, slot: _Slot, grace: float | None = None) -> Greenlet:
         """Stop one user (already out of ``_users``); return the greenlet to wait for."""
@@ -216,10 +212,13 @@ class Runtime:
             greenlet = slot.greenlet = Greenlet(self._end_parked, user)
             greenlet.start()
             return greenlet
+        # Set first: the kill below lands a loop turn later, and a user whose wait ends
+        # in that turn must stop on waking instead of starting a task the kill would cut
+        # short (the target would count a request the stats never see).
+        user._stop_requested = True
         if user._state == "waiting":
             greenlet.kill(block=False)
             return greenlet
-        user._stop_requested = True
         grace = self.config.stop_timeout if grace is None else grace
         gevent.spawn_later(grace, greenlet.kill, block=False)
         return greenlet
@@ -261,3 +260,9 @@ class Runtime:
         finally:
             if collecting:
                 gc.enable()
+
+
+def _close_client(user: User) -> None:
+    close = getattr(user.client, "close", None)
+    if close is not None:
+        close()
