@@ -8,9 +8,10 @@ for a small response, one ``recv`` parsed with ``bytes.find`` and ``str.split``:
 per-header callbacks, no per-request regexes, no queue or semaphore around the pool.
 
 What it does: keep-alive connections reused per ``(scheme, host, port)``; cookies kept
-per user (:class:`CookieJar`); paths relative to ``base_url``; ``params``, ``data``,
-``json``, ``headers``, ``auth``; redirects followed like ``requests``
-does; Content-Length, chunked and read-to-close bodies; https through gevent's ssl.
+per user with their domains, paths, expiry and ``Secure``
+(:class:`~notebookswarm.cookies.CookieJar`); paths relative to ``base_url``; ``params``,
+``data``, ``json``, ``headers``, ``auth``; redirects followed like ``requests`` does;
+Content-Length, chunked and read-to-close bodies; https through gevent's ssl.
 What it leaves out: compression (it asks for none), proxies, streaming bodies,
 ``Expect: 100-continue``.
 
@@ -39,8 +40,7 @@ import base64
 import contextlib
 import json as jsonlib
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
 from http.client import (
     BadStatusLine,
     HTTPException,
@@ -56,6 +56,7 @@ import gevent.ssl
 from gevent.monkey import get_original
 from requests.structures import CaseInsensitiveDict
 
+from notebookswarm.cookies import CookieJar
 from notebookswarm.http import (
     DEFAULT_TIMEOUT,
     CatchResponse,
@@ -181,81 +182,6 @@ class FastResponse:
 
     def __repr__(self) -> str:
         return f"<FastResponse [{self.status_code}]>"
-
-
-class CookieJar:
-    """The cookies one user holds, kept per host name.
-
-    Deliberately simple: a cookie is sent back to the host that set it (``Domain`` and
-    ``Path`` are not honoured) and removed when a later ``Set-Cookie`` expires it
-    (``Max-Age=0`` or an ``Expires`` in the past).
-    """
-
-    def __init__(self) -> None:
-        self._by_host: dict[str, dict[str, str]] = {}
-
-    def set(self, name: str, value: str, host: str) -> None:
-        """Store a cookie for ``host`` (a host name such as ``127.0.0.1``)."""
-        self._by_host.setdefault(host.lower(), {})[name] = value
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """Return the value of cookie ``name`` from any host, else ``default``."""
-        for cookies in self._by_host.values():
-            if name in cookies:
-                return cookies[name]
-        return default
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return any(name in cookies for cookies in self._by_host.values())
-
-    def __iter__(self) -> Iterator[str]:
-        for cookies in self._by_host.values():
-            yield from cookies
-
-    def __len__(self) -> int:
-        return sum(len(cookies) for cookies in self._by_host.values())
-
-    def clear(self) -> None:
-        """Forget every cookie."""
-        self._by_host.clear()
-
-    def for_host(self, host: str) -> dict[str, str]:
-        """The cookies that go to ``host``, by name (a live view; do not keep it)."""
-        return self._by_host.get(host.lower(), {})
-
-    def update_from(self, host: str, set_cookie_values: Iterable[str]) -> None:
-        """Apply ``Set-Cookie`` header values received from ``host``."""
-        for header in set_cookie_values:
-            pair, *attributes = header.split(";")
-            name, sep, value = pair.partition("=")
-            name = name.strip()
-            if not sep or not name:
-                continue
-            if _expires_now(attributes):
-                self._by_host.get(host.lower(), {}).pop(name, None)
-            else:
-                self.set(name, value.strip(), host)
-
-
-def _expires_now(attributes: list[str]) -> bool:
-    """True when ``Max-Age<=0``, or else an ``Expires`` in the past, asks for removal."""
-    found: dict[str, str] = {}
-    for attribute in attributes:
-        key, _, value = attribute.partition("=")
-        found[key.strip().lower()] = value.strip()
-    max_age = found.get("max-age", "")
-    if max_age.lstrip("-").isdecimal():
-        return int(max_age) <= 0
-    try:
-        return parsedate_to_datetime(found["expires"]).timestamp() <= time.time()
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 # --- the wire -----------------------------------------------------------------------
@@ -591,15 +517,15 @@ class FastHttpSession:
         raise HTTPException(f"more than {MAX_REDIRECTS} redirects, the last to {url}")
 
     def _send(self, method: str, url: str, body: bytes, extra: str, timeout: float) -> _RawResponse:
-        """Send one request with this user's cookies for its host, and keep what it sets."""
+        """Send one request with this user's cookies for its URL, and keep what it sets."""
         where = self._pool.where(url)
-        host = where[0][1]
-        cookies = self.cookies.for_host(host)
-        if cookies:
-            extra += "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()) + "\r\n"
+        (scheme, host, _), target, _ = where
+        cookie = self.cookies.header_for(host, target, scheme == "https")
+        if cookie:
+            extra += f"Cookie: {cookie}\r\n"
         raw = self._pool.exchange(where, method, extra, body, timeout)
         if raw.set_cookies:
-            self.cookies.update_from(host, raw.set_cookies)
+            self.cookies.update_from(host, target, raw.set_cookies)
         return raw
 
 

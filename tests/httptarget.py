@@ -88,7 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, headers={"Set-Cookie": "session=abc123; Path=/; HttpOnly"})
         elif route == "/clear-cookie":
             self.reply(200, headers={"Set-Cookie": "session=; Max-Age=0; Path=/"})
-        elif route == "/echo-cookie":
+        elif route == "/app/set-cookie":  # no Path: the cookie's path is /app
+            self.reply(200, headers={"Set-Cookie": "app=1"})
+        elif route.endswith("/echo-cookie"):
             self.reply(200, (self.headers.get("Cookie") or "").encode())
         elif route == "/stall":
             self.server.release.wait(10)

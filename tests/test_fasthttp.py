@@ -330,6 +330,20 @@ def test_https_verifies_certificates_unless_insecure(tmp_path: Path) -> None:
     assert target.paths == ["/lax", "/again"]
 
 
+def test_cookies_keep_to_their_paths(server: Target) -> None:
+    """A cookie set at /app/set-cookie without Path goes to /app/... only."""
+    out = run_client(
+        """
+        client, rec = make_client(URL)
+        client.get("/app/set-cookie")
+        out["inside"] = client.get("/app/echo-cookie").text
+        out["outside"] = client.get("/echo-cookie").text
+        """,
+        URL=server.url,
+    )
+    assert out == {"inside": "app=1", "outside": ""}
+
+
 def test_cookies_round_trip_per_user(server: Target) -> None:
     """A cookie the server sets is sent back by that user only, until the server clears it."""
     out = run_client(

@@ -30,6 +30,7 @@ NOTEBOOK_SIDE = [
     "notebookswarm.master",
     "notebookswarm.master_state",
     "notebookswarm.keys",
+    "notebookswarm.cookies",
     "notebookswarm.demo",
     "notebookswarm.analysis",
     "notebookswarm.report",
