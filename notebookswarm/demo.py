@@ -58,9 +58,10 @@ def start_target(
     """Start the demo contest site in a subprocess and return it once it listens.
 
     ``settings`` are those of :class:`Settings`: ``pool_size`` (8), ``query_ms`` (20),
-    ``jitter`` (0.1), ``queries`` (1 per endpoint), ``workers`` (32), ``pool_timeout``
-    (30 s), ``cache`` (False), ``cache_ttl`` (5 s). A bad one raises ConfigError before
-    anything starts. ``port=0`` picks a free port; ``target.url`` says which.
+    ``jitter`` (0.1), ``queries`` (1 per endpoint), ``workers`` (32), ``listen_queue``
+    (None: no limit), ``pool_timeout`` (30 s), ``cache`` (False), ``cache_ttl`` (5 s). A
+    bad one raises ConfigError before anything starts. ``port=0`` picks a free port;
+    ``target.url`` says which.
     """
     checked = Settings().updated(settings)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -237,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
         help="queries per request: N for every endpoint, or e.g. leaderboard=3,submit=2",
     )
     p.add_argument("--workers", type=int, default=d.workers, help="requests handled at once")
+    p.add_argument(
+        "--listen-queue", type=int, default=d.listen_queue, help="most waiting; more get 503"
+    )
     p.add_argument("--pool-timeout", type=float, default=d.pool_timeout, help="seconds, then 503")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d.cache)
     p.add_argument("--cache-ttl", type=float, default=d.cache_ttl, help="seconds")
@@ -266,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 "jitter": args.jitter,
                 "queries": _queries(args.queries),
                 "workers": args.workers,
+                "listen_queue": args.listen_queue,
                 "pool_timeout": args.pool_timeout,
                 "cache": args.cache,
                 "cache_ttl": args.cache_ttl,

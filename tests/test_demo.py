@@ -86,6 +86,7 @@ def test_importing_demo_never_imports_gevent() -> None:
         ({"query_ms": -5}, "query_ms must be >= 0 milliseconds, got -5"),
         ({"jitter": 1.5}, "jitter must be a fraction from 0 to 1, got 1.5"),
         ({"cache": "yes"}, "cache must be True or False, got 'yes'"),
+        ({"listen_queue": -1}, "listen_queue must be an integer >= 0 or None (no limit), got -1"),
         ({"queries": {"search": 1}}, "queries: unknown endpoint 'search'"),
         ({"pool": 8}, "unknown setting 'pool': the settings are pool_size, query_ms"),
         ({"port": 70000}, "port must be an integer from 0 to 65535, got 70000"),
@@ -189,6 +190,27 @@ def test_pool_timeout_answers_503(target: demo.DemoTarget) -> None:
     [refused] = [body for status, body, _ in answers if status == 503]
     assert refused["error"] == "no database connection free after 0.1 s (pool_size=1)"
     assert target.metrics()["pool_timeouts"] == 1
+
+
+def test_a_full_listen_queue_refuses_at_once_with_503(target: demo.DemoTarget) -> None:
+    """One worker busy for 1 s and listen_queue=2: of six requests sent together one is
+    served, two wait and are served, three are refused at once with a 503 that says why."""
+    target.configure(workers=1, query_ms=1000, listen_queue=2)
+    target.reset_metrics()
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: call(target.url, "GET", "/problems"), range(6)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200, 200, 200, 503, 503, 503]
+    refusals = [body["error"] for status, body, _ in answers if status == 503]
+    assert all(text.startswith("listen queue full: 2 requests already wait") for text in refusals)
+    served = sorted(seconds for status, _, seconds in answers if status == 200)
+    refused = [seconds for status, _, seconds in answers if status == 503]
+    assert max(refused) < served[0]  # refused before the first answer, not after a wait
+    metrics = target.metrics()
+    assert metrics["queue_refusals"] == 3
+    assert metrics["endpoints"]["problems"]["errors"] == 3
+    target.configure(listen_queue=None)
+    assert target.settings()["listen_queue"] is None
 
 
 def test_stall_holds_every_request_for_its_duration(target: demo.DemoTarget) -> None:

@@ -103,6 +103,7 @@ class Site:
         self.endpoints = {name: EndpointCounters() for name in (*ROUTES, OTHER)}
         self.stalls = 0
         self.stalled_requests = 0
+        self.queue_refusals = 0
         self.db.counters = DatabaseCounters()
 
     def apply(self, settings: Settings) -> None:
@@ -151,6 +152,7 @@ class Site:
         held = False
         try:
             held = self._hold_while_stalled()
+            self._refuse_when_the_line_is_full()
             self.workers.acquire()
             try:
                 body = self._answer(endpoint, key, environ, headers)
@@ -165,6 +167,16 @@ class Site:
             self.in_flight -= 1
             self.stalled_requests += held
             counters.seconds += time.monotonic() - started
+
+    def _refuse_when_the_line_is_full(self) -> None:
+        limit, workers = self.settings.listen_queue, self.workers
+        if limit is not None and workers.in_use >= workers.size and workers.waiting >= limit:
+            self.queue_refusals += 1
+            raise HttpError(
+                503,
+                f"listen queue full: {workers.waiting} requests already wait for "
+                f"{workers.size} busy workers (listen_queue={limit})",
+            )
 
     def _hold_while_stalled(self) -> bool:
         held = False
@@ -253,6 +265,7 @@ class Site:
             "workers": self.workers.size,
             "workers_busy": self.workers.in_use,
             "workers_queued": self.workers.waiting,
+            "queue_refusals": self.queue_refusals,
             **self.db.snapshot(),
             "stalls": self.stalls,
             "stalled_requests": self.stalled_requests,

@@ -43,7 +43,9 @@ class Settings:
     ``query_ms``); ``queries`` per request of each endpoint (0: that endpoint skips the
     database); a request holds one connection for all its queries, waiting up to
     ``pool_timeout`` seconds for one (then 503). ``workers`` requests are handled at
-    once, like uwsgi's processes; more wait in line. With ``cache``, the read endpoints
+    once, like uwsgi's processes; more wait in line, at most ``listen_queue`` of them
+    (None: no limit) — beyond it a request is refused with a 503 at once, as a full uwsgi
+    listen queue makes its proxy answer. With ``cache``, the read endpoints
     answer from a cache whose entries live ``cache_ttl`` seconds; a hit skips the
     database.
     """
@@ -53,6 +55,7 @@ class Settings:
     jitter: float = 0.1
     queries: Mapping[str, int] = field(default_factory=_default_queries)
     workers: int = 32
+    listen_queue: int | None = None
     pool_timeout: float = 30.0
     cache: bool = False
     cache_ttl: float = 5.0
@@ -127,6 +130,14 @@ def _jitter(value: object, _: Settings) -> float:
     return float(value)
 
 
+def _listen_queue(value: object, _: Settings) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"listen_queue must be an integer >= 0 or None (no limit), got {value!r}")
+    return value
+
+
 def _cache(value: object, _: Settings) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"cache must be True or False, got {value!r}")
@@ -156,6 +167,7 @@ _CHECKS: Final[dict[str, _Check]] = {
     "jitter": _jitter,
     "queries": _queries,
     "workers": _count("workers", 1),
+    "listen_queue": _listen_queue,
     "pool_timeout": _seconds("pool_timeout", "seconds"),
     "cache": _cache,
     "cache_ttl": _seconds("cache_ttl", "seconds"),
