@@ -385,3 +385,44 @@ def test_throughput_plateaus_at_pool_size_over_query_time(users_file: UsersFile)
             assert metrics["requests_total"] == sent
             plateaus.append(far)
     assert plateaus[1] / plateaus[0] == pytest.approx(2.0, rel=0.2)
+
+
+def test_the_demo_command_finds_a_knee_and_writes_its_report(tmp_path: Path) -> None:
+    """`python -m notebookswarm demo` (what `make demo` runs), with short steps: it prints
+    the step table and a knee, writes the HTML report and a run that loads back with the
+    requests it printed, and leaves no process behind."""
+    from notebookswarm.run import Run
+
+    before = children()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "notebookswarm",
+            "demo",
+            "--start",
+            "20",
+            "--step",
+            "40",
+            "--every",
+            "2",
+            "--until",
+            "100",
+            "--workers",
+            "1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "knee: about" in done.stdout
+    assert "littles_law_ok" in done.stdout
+    report = tmp_path / "out" / "report.html"
+    assert report.stat().st_size > 100_000  # plotly.js is inlined
+    run = Run.load(tmp_path / "out" / "run")
+    assert int(run.stats.loc[run.stats["name"] == "Aggregated", "requests"].iloc[0]) > 0
+    wait_until(lambda: children() <= before, timeout=10, message="the demo's processes to end")
