@@ -536,12 +536,18 @@ class ConnectionPool:
     (the ``HttpUser`` transport): neither cookies nor redirects are its business.
     """
 
-    def __init__(self, connection_timeout: float = DEFAULT_TIMEOUT, insecure: bool = False):
+    def __init__(
+        self,
+        connection_timeout: float = DEFAULT_TIMEOUT,
+        insecure: bool = False,
+        ssl_context: Any = None,
+    ) -> None:
+        """``ssl_context`` (a gevent ssl context) replaces the default one for https."""
         self.connection_timeout = connection_timeout
         self.insecure = insecure
         self._idle: dict[Origin, list[_Connection]] = {}
         self._parsed: dict[str, tuple[Origin, str, str]] = {}
-        self._ssl_context: Any = None
+        self._ssl_context: Any = ssl_context
 
     def where(self, url: str) -> tuple[Origin, str, str]:
         """``(origin, request target, Host value)`` of ``url``, remembered per URL."""

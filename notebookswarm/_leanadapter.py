@@ -2,8 +2,8 @@
 
 In a profile of an ``HttpUser`` worker, requests' ``HTTPAdapter`` (urllib3 and http.client,
 headers parsed with ``email.parser``) was half of every request's CPU. :class:`LeanAdapter`
-replaces only that layer for ``http://`` URLs: it writes the prepared request on a pooled
-keep-alive connection with :class:`~notebookswarm._fastclient.ConnectionPool` and builds a
+replaces only that layer: it writes the prepared request on a pooled keep-alive
+connection with :class:`~notebookswarm._fastclient.ConnectionPool` and builds a
 ``requests.Response`` from the parsed answer. Everything above the adapter is requests'
 own and unchanged: sessions, cookies, auth, hooks, redirects, ``Response``, exceptions.
 
@@ -12,15 +12,19 @@ What differs, by design:
 - ``response.raw`` is a stand-in whose body has already been read (``read()`` returns
   ``b""``); the body is in ``response.content`` as always.
 - Requests it does not handle itself go to requests' own ``HTTPAdapter``, unchanged:
-  ``stream=True``, proxies, client certificates, and bodies that are files or generators.
-  ``https://`` URLs are never mounted on it (certificates are verified exactly as
-  requests does).
+  ``stream=True``, proxies, client certificates, a ``verify`` path that does not exist
+  (requests' own error), and bodies that are files or generators.
+- https: certificates are checked as requests checks them: ``verify=True`` against
+  requests' CA bundle (certifi's, not the system's), a path against that file or
+  directory, ``False`` not at all (urllib3's ``InsecureRequestWarning`` is issued once
+  per adapter rather than per request).
 - Compressed bodies (gzip, deflate, br, zstd, whatever urllib3 can decode here) are
   decoded with urllib3's decoders, so ``Accept-Encoding`` means what it meant.
 
 Errors keep requests' types: a refused or failed connection is ``requests.ConnectionError``,
-a connect timeout ``requests.ConnectTimeout``, a read timeout ``requests.ReadTimeout``,
-each raised from the socket's own error, which is what a failed request's stats name.
+a failed TLS handshake ``requests.exceptions.SSLError``, a connect timeout
+``requests.ConnectTimeout``, a read timeout ``requests.ReadTimeout``, each raised from the
+socket's own error, which is what a failed request's stats name.
 
 Imports gevent (through ``_fastclient``): ``HttpSession`` mounts it only in a
 monkey-patched worker.
@@ -29,16 +33,20 @@ monkey-patched worker.
 from __future__ import annotations
 
 import io
+import os
+import ssl
+import warnings
 from collections.abc import Mapping
 from http.client import HTTPException
 from typing import Any
 
+import gevent.ssl
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers, select_proxy
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, select_proxy
 
 from notebookswarm._fastclient import ConnectionPool, Origin, _Connection, _RawResponse
 
@@ -97,8 +105,29 @@ class _Pool(ConnectionPool):
             return super()._connect(origin, timeout)
         except TimeoutError as exc:
             raise requests.ConnectTimeout(exc) from exc
+        except ssl.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from exc
         except OSError as exc:
             raise requests.ConnectionError(exc) from exc
+
+
+def _tls_context(verify: bool | str) -> Any:
+    """A TLS client context that checks certificates the way requests' ``verify`` asks."""
+    if verify is False:
+        context = gevent.ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = gevent.ssl.CERT_NONE
+        warnings.warn(
+            "Unverified HTTPS requests are being made: certificates are not checked (verify=False)",
+            urllib3.exceptions.InsecureRequestWarning,
+            stacklevel=4,
+        )
+        return context
+    if verify is True:
+        return gevent.ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+    if os.path.isdir(verify):
+        return gevent.ssl.create_default_context(capath=verify)
+    return gevent.ssl.create_default_context(cafile=verify)
 
 
 def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
@@ -144,11 +173,12 @@ def _decoded(body: bytes, headers: Mapping[str, str], request: Any) -> bytes:
 
 
 class LeanAdapter(HTTPAdapter):
-    """requests' transport adapter for ``http://`` URLs, on notebookswarm's lean wire."""
+    """requests' transport adapter for http and https, on notebookswarm's lean wire."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._pool = _Pool()
+        self._pool = _Pool()  # http://; https:// goes by what verify= asks for, below
+        self._tls_pools: dict[bool | str, _Pool] = {}
 
     def send(
         self,
@@ -162,8 +192,10 @@ class LeanAdapter(HTTPAdapter):
         """Send ``request``; hand what this adapter does not do to requests' own."""
         url = request.url or ""
         body = request.body
+        pool = self._pool_for(url, verify)
         if (
-            stream
+            pool is None
+            or stream
             or cert
             or not (body is None or isinstance(body, bytes | str))
             or (proxies and select_proxy(url, proxies))
@@ -172,8 +204,8 @@ class LeanAdapter(HTTPAdapter):
         payload = body.encode("utf-8") if isinstance(body, str) else (body or b"")
         connect_timeout, read_timeout = _timeouts(timeout)
         try:
-            raw = self._pool.exchange(
-                self._pool.where(url),
+            raw = pool.exchange(
+                pool.where(url),
                 request.method or "GET",
                 _header_lines(request.headers),
                 payload,
@@ -184,9 +216,24 @@ class LeanAdapter(HTTPAdapter):
             raise
         except TimeoutError as exc:
             raise requests.ReadTimeout(exc, request=request) from exc
+        except ssl.SSLError as exc:
+            raise requests.exceptions.SSLError(exc, request=request) from exc
         except (OSError, HTTPException) as exc:
             raise requests.ConnectionError(exc, request=request) from exc
         return self._response(request, raw)
+
+    def _pool_for(self, url: str, verify: Any) -> _Pool | None:
+        """The pool for ``url``; None hands the request to requests' own adapter."""
+        if not url.lower().startswith("https:"):
+            return self._pool
+        if not isinstance(verify, bool | str) or (
+            isinstance(verify, str) and not os.path.exists(verify)
+        ):
+            return None  # requests' adapter says what is wrong with it
+        pool = self._tls_pools.get(verify)
+        if pool is None:
+            pool = self._tls_pools[verify] = _Pool(ssl_context=_tls_context(verify))
+        return pool
 
     def _response(self, request: requests.PreparedRequest, raw: _RawResponse) -> requests.Response:
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
@@ -212,5 +259,6 @@ class LeanAdapter(HTTPAdapter):
 
     def close(self) -> None:
         """Close the idle connections of both transports."""
-        self._pool.close()
+        for pool in (self._pool, *self._tls_pools.values()):
+            pool.close()
         super().close()

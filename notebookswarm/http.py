@@ -157,13 +157,15 @@ class HttpSession(requests.Session):
         if transport not in TRANSPORTS:
             raise ConfigError(
                 f"transport={transport!r}: pick one of {', '.join(map(repr, TRANSPORTS))}"
-                " ('lean': notebookswarm's wire under requests for http:// URLs in a worker; "
+                " ('lean': notebookswarm's wire under requests, in a worker; "
                 "'urllib3': requests' own adapter everywhere)"
             )
         if transport == "lean" and _gevent_patched():
             from notebookswarm._leanadapter import LeanAdapter
 
-            self.mount("http://", LeanAdapter())
+            lean = LeanAdapter()
+            self.mount("http://", lean)
+            self.mount("https://", lean)
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
@@ -271,8 +273,8 @@ def _gevent_patched() -> bool:
 class HttpUser(User):
     """A user whose ``self.client`` is an :class:`HttpSession` on ``host``.
 
-    ``transport = "lean"`` (the default) sends ``http://`` requests on notebookswarm's own
-    wire under requests' ``Session`` (see :mod:`notebookswarm._leanadapter`: twice the
+    ``transport = "lean"`` (the default) sends requests on notebookswarm's own wire under
+    requests' ``Session`` (see :mod:`notebookswarm._leanadapter`: twice the
     requests per CPU-second, ``response.raw`` a stand-in); ``transport = "urllib3"`` keeps
     requests' own adapter for every request.
     """

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-__all__ = ["RECORDER", "Handler", "Target"]
+__all__ = ["RECORDER", "Handler", "Target", "self_signed", "serve_tls"]
 
 #: Source of a recorder for client scripts run in subprocesses: keeps every request.
 RECORDER = """
@@ -125,3 +129,48 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, b"ok")
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+
+def self_signed(folder: Path) -> tuple[Path, Path] | None:
+    """A certificate for ``localhost`` and its key, made with openssl; None without it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def serve_tls(cert: Path, key: Path) -> tuple[Target, threading.Thread]:
+    """A Target speaking https with ``cert``, serving on a thread; shut it down after."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    target = Target()
+    target.socket = context.wrap_socket(target.socket, server_side=True)
+    thread = threading.Thread(target=target.serve_forever, daemon=True)
+    thread.start()
+    return target, thread

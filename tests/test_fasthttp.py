@@ -8,18 +8,15 @@ runs on threads in this process, so the tests can see what reached it.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from httptarget import RECORDER, Target
+from httptarget import RECORDER, Target, self_signed, serve_tls
 
 PRELUDE = (
     """
@@ -275,39 +272,10 @@ def test_idle_connection_closed_by_server_is_not_reused(server: Target) -> None:
 
 def test_https_verifies_certificates_unless_insecure(tmp_path: Path) -> None:
     """A self-signed https host fails certificate verification, and works with insecure = True."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    made = self_signed(tmp_path)
+    if made is None:
         pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    target = Target()
-    target.socket = context.wrap_socket(target.socket, server_side=True)
-    thread = threading.Thread(target=target.serve_forever, daemon=True)
-    thread.start()
+    target, thread = serve_tls(*made)
     try:
         out = run_client(
             """

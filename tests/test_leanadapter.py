@@ -8,13 +8,16 @@ stats record must be the same, and what the target received must be the same too
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
-from httptarget import RECORDER, Target
+import pytest
+from httptarget import RECORDER, Target, self_signed, serve_tls
 
 PRELUDE = (
     """
@@ -174,6 +177,52 @@ def test_lean_and_urllib3_fail_alike(server: Target) -> None:
             ["GET", "/stall", 0, "TimeoutError: timed out"],
         ]
     )
+
+
+def test_lean_and_urllib3_agree_on_https_and_its_certificates(tmp_path: Path) -> None:
+    """https with verify= the certificate's path works; the default bundle refuses a
+    self-signed host with the same SSLError and stats text; verify=False gets through.
+    The lean transport serves all of it from its own pools."""
+    made = self_signed(tmp_path)
+    if made is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    target, thread = serve_tls(*made)
+    https = f"https://localhost:{target.server_address[1]}"
+    try:
+        out = run_both(
+            """
+            import warnings
+            warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning for verify=False
+            r = client.get(HTTPS + "/echo", verify=CERT, name="trusted")
+            seen["calls"].append([r.status_code, r.json()["path"], r.url])
+            try:
+                requests.Session.request(client, "GET", HTTPS + "/refused")
+            except requests.exceptions.SSLError as exc:
+                seen["calls"].append(type(exc).__name__)
+            client.get(HTTPS + "/strict", name="strict")
+            seen["calls"].append(client.get(HTTPS + "/lax", verify=False, name="lax").text)
+            if lean:
+                out["pools"] = sorted(map(str, client.get_adapter(HTTPS)._tls_pools))
+            """,
+            https,
+            HTTPS=https,
+            CERT=str(made[0]),
+        )
+    finally:
+        target.shutdown()
+        target.server_close()
+        thread.join(timeout=10)
+    pools = out.pop("pools")
+    assert out["lean"] == out["urllib3"]
+    assert out["lean"]["calls"] == [[200, "/echo", https + "/echo"], "SSLError", "ok"]
+    trusted, strict, lax = out["lean"]["requests"]
+    assert trusted[:2] == ["GET", "trusted"] and trusted[2] > 0 and trusted[3] is None
+    assert strict[:3] == ["GET", "strict", 0]
+    assert strict[3].startswith("SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert lax == ["GET", "lax", 2, None]
+    # verify=True means the environment's CA bundle when one is set, as in requests
+    default = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or "True"
+    assert pools == sorted([str(made[0]), default, "False"])
 
 
 def test_what_lean_leaves_to_requests_goes_through_requests(server: Target) -> None:
