@@ -226,12 +226,12 @@ class LeanAdapter(HTTPAdapter):
         """The pool for ``url``; None hands the request to requests' own adapter."""
         if not url.lower().startswith("https:"):
             return self._pool
-        if not isinstance(verify, bool | str) or (
-            isinstance(verify, str) and not os.path.exists(verify)
-        ):
-            return None  # requests' adapter says what is wrong with it
+        if not isinstance(verify, bool | str):
+            return None
         pool = self._tls_pools.get(verify)
         if pool is None:
+            if isinstance(verify, str) and not os.path.exists(verify):
+                return None  # requests' adapter says what is wrong with it
             pool = self._tls_pools[verify] = _Pool(ssl_context=_tls_context(verify))
         return pool
 
