@@ -317,6 +317,11 @@ class Dashboard:
                 for trace, key in zip(self.figure.data, TRACES, strict=True):
                     trace.x, trace.y = x, series[key]
                 self.figure.layout.yaxis2.type = "log" if self.log_toggle.value else "linear"
+                if self.figure.layout.autosize is None:
+                    # Sent once the widget is on the page: plotly's widget draws at 700 px
+                    # when it renders before its box has a width, and only an autosize
+                    # relayout after that makes it fill the box.
+                    self.figure.layout.autosize = True
             self.status.value = _status_html(m.status())
             warning = m.warning
             self.warning.value = (

@@ -58,6 +58,13 @@ LIVE_LAST_Y = """(i) => {
   const y = gd && gd.data && gd.data[i] ? gd.data[i].y : [];
   return y.length ? y[y.length - 1] : null;
 }"""
+# How wide the live plot is drawn, as a fraction of the dashboard's own width.
+CHART_FILL = """() => {
+  const svg = document.querySelector('.nbs-chart .js-plotly-plot .main-svg');
+  const box = document.querySelector('.nbs-dashboard');
+  if (!svg || !box) return 0;
+  return svg.getBoundingClientRect().width / box.getBoundingClientRect().width;
+}"""
 # The static copy, drawn by the plotly mime renderer: a graph div, or (in a notebook saved
 # after it was drawn) the PNG the renderer stored beside the figure.
 STATIC_DRAWN = """() => {

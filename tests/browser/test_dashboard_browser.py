@@ -8,6 +8,7 @@ from notebookswarm.testing import CountingServer
 
 from lab import (
     ALL_RAN,
+    CHART_FILL,
     LIVE_LAST_Y,
     STATIC_DRAWN,
     Page,
@@ -28,9 +29,10 @@ USERS_TRACE = 5
 
 
 def test_dashboard_steers_and_follows_in_jupyterlab(page: Page, target: CountingServer) -> None:
-    """In JupyterLab the charts grow live, the keyboard-moved users slider changes the
-    master's user count within 3 s and the users chart follows, Stop ends the traffic, a
-    re-opened notebook shows the static copy, and no JavaScript error is logged."""
+    """In JupyterLab the charts grow live and fill the width, the keyboard-moved users
+    slider changes the master's user count within 3 s and the users chart follows, Stop
+    ends the traffic, a re-opened notebook shows the static copy, and no JavaScript error
+    is logged."""
     open_notebook(page, QUICKSTART)
     run_all(page)
 
@@ -38,6 +40,8 @@ def test_dashboard_steers_and_follows_in_jupyterlab(page: Page, target: Counting
     first = wait_live_points(page, more_than=1, timeout=60)
     wait_live_points(page, more_than=first + 2)
     assert page.page.locator(".nbs-chart .scatterlayer .trace").count() > 0  # drawn, not just data
+    # The live plot fills the dashboard's width (plotly's widget first draws it 700 px wide).
+    page.page.wait_for_function(f"() => ({CHART_FILL})() > 0.9", timeout=10_000)
     page.page.wait_for_function(ALL_RAN, timeout=90_000)
     wait_text(page, STATE, "stopped")
 
