@@ -12,8 +12,9 @@ per user with their domains, paths, expiry and ``Secure``
 (:class:`~notebookswarm.cookies.CookieJar`); paths relative to ``base_url``; ``params``,
 ``data``, ``json``, ``headers``, ``auth``; redirects followed like ``requests`` does;
 Content-Length, chunked and read-to-close bodies; https through gevent's ssl.
-What it leaves out: compression (it asks for none), proxies, streaming bodies,
-``Expect: 100-continue``.
+It asks for no compression; a gzip or deflate body that a caller asked for (with an
+``Accept-Encoding`` header) is inflated. What it leaves out: other encodings (br, zstd
+bodies stay as sent), proxies, streaming bodies, ``Expect: 100-continue``.
 
 Timing, naming and the failure rules are the ones in :mod:`notebookswarm.http`: a
 request is timed from just before its first byte is sent to when its body has been
@@ -40,6 +41,7 @@ import base64
 import contextlib
 import json as jsonlib
 import time
+import zlib
 from collections.abc import Mapping
 from http.client import (
     BadStatusLine,
@@ -204,7 +206,16 @@ class _Connection:
 class _RawResponse:
     """A parsed response before it becomes a :class:`FastResponse`."""
 
-    __slots__ = ("body", "headers", "keep_alive", "location", "reason", "set_cookies", "status")
+    __slots__ = (
+        "body",
+        "coding",
+        "headers",
+        "keep_alive",
+        "location",
+        "reason",
+        "set_cookies",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status = 0
@@ -214,6 +225,7 @@ class _RawResponse:
         self.keep_alive = True
         self.set_cookies: list[str] = []
         self.location: str | None = None
+        self.coding: str | None = None  # Content-Encoding, lower case
 
 
 class _Reader:
@@ -335,6 +347,8 @@ def _read_response(reader: _Reader, method: str) -> _RawResponse:
             raw.set_cookies.append(value)
         elif lower == "location":
             raw.location = value
+        elif lower == "content-encoding":
+            raw.coding = value.lower()
     if version == "HTTP/1.1":
         raw.keep_alive = "close" not in connection
     else:
@@ -351,6 +365,21 @@ def _read_response(reader: _Reader, method: str) -> _RawResponse:
     if reader.buf:  # bytes nobody asked for: do not trust this connection again
         raw.keep_alive = False
     return raw
+
+
+def _decompressed(body: bytes, coding: str) -> bytes:
+    """A gzip or deflate body inflated (what a caller who asked for it gets); others as sent."""
+    try:
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS) if body else body
+        if coding == "deflate" and body:
+            try:
+                return zlib.decompress(body)  # zlib-wrapped, as the RFC says
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw, as some servers send
+    except zlib.error as exc:
+        raise HTTPException(f"could not decode the {coding} body: {exc}") from None
+    return body
 
 
 def _parse_int(text: str | bytes, base: int) -> int | None:
@@ -508,7 +537,8 @@ class FastHttpSession:
         for _ in range(MAX_REDIRECTS + 1):
             raw = self._send(method, url, body, extra, timeout)
             if not (allow_redirects and raw.status in _REDIRECT_STATUSES and raw.location):
-                return FastResponse(url, raw.status, raw.reason, raw.headers, raw.body)
+                body = raw.body if raw.coding is None else _decompressed(raw.body, raw.coding)
+                return FastResponse(url, raw.status, raw.reason, raw.headers, body)
             url = urljoin(url, raw.location)
             if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
                 # what browsers and requests do: the next hop is a GET without a body

@@ -15,6 +15,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,10 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(302, headers={"Location": "/status/200"})
         elif route == "/gzip":
             self.reply(200, gzip.compress(b"squeezed " * 50), {"Content-Encoding": "gzip"})
+        elif route == "/deflate":
+            self.reply(200, zlib.compress(b"flat " * 50), {"Content-Encoding": "deflate"})
+        elif route == "/bad-gzip":
+            self.reply(200, b"not gzip at all", {"Content-Encoding": "gzip"})
         elif route == "/twice":  # a field sent twice: clients join the values
             self.reply(200, b"two", {"X-Twice": "one", "x-twice": "two"})
         elif route == "/echo":  # what arrived, as JSON

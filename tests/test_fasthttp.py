@@ -312,6 +312,30 @@ def test_cookies_keep_to_their_paths(server: Target) -> None:
     assert out == {"inside": "app=1", "outside": ""}
 
 
+def test_compressed_bodies_a_caller_asked_for_are_inflated(server: Target) -> None:
+    """With Accept-Encoding asked for, gzip and deflate bodies arrive inflated (and are
+    counted inflated, as requests counts them); a corrupt one is a failed request."""
+    out = run_client(
+        """
+        client, rec = make_client(URL)
+        client.headers["Accept-Encoding"] = "gzip, deflate"
+        out["gzip"] = client.get("/gzip").text
+        out["deflate"] = client.get("/deflate").text
+        client.get("/bad-gzip")
+        out["requests"] = rec.requests
+        """,
+        URL=server.url,
+    )
+    assert out["gzip"] == "squeezed " * 50
+    assert out["deflate"] == "flat " * 50
+    assert out["requests"] == [
+        ["GET", "/gzip", 450, None],
+        ["GET", "/deflate", 250, None],
+        ["GET", "/bad-gzip", 0, out["requests"][2][3]],
+    ]
+    assert out["requests"][2][3].startswith("HTTPException: could not decode the gzip body")
+
+
 def test_cookies_round_trip_per_user(server: Target) -> None:
     """A cookie the server sets is sent back by that user only, until the server clears it."""
     out = run_client(

@@ -88,6 +88,8 @@ def test_lean_and_urllib3_agree_on_what_a_task_sees(server: Target) -> None:
                         echoed["headers"]["accept-encoding"], echoed["headers"]["user-agent"]]
         look(client.get("/twice"))
         look(client.get("/gzip"))
+        look(client.get("/deflate"))
+        client.get("/bad-gzip", name="bad-gzip")
         look(client.get("/chunked"))
         look(client.get("/text-latin1"))
         look(client.head("/echo"))
@@ -101,8 +103,13 @@ def test_lean_and_urllib3_agree_on_what_a_task_sees(server: Target) -> None:
     assert calls[0][:4] == [200, "OK", True, server.url + "/echo?q=a+b"]
     assert calls[1][7] == "one, two"  # X-Twice sent twice
     assert calls[2][5] == "squeezed " * 50 and calls[2][8] == "gzip"
-    assert calls[3][5] == "hello, world"
-    assert calls[4][4:6] == ["latin-1", "caf\u00e9"]
+    assert calls[3][5] == "flat " * 50
+    assert calls[4][5] == "hello, world"
+    assert calls[5][4:6] == ["latin-1", "caf\u00e9"]
+    [bad] = [r for r in out["lean"]["requests"] if r[1] == "bad-gzip"]
+    # requests' ContentDecodingError, named by its zlib cause, both ways
+    assert bad == ["GET", "bad-gzip", 0, bad[3]]
+    assert bad[3].startswith("error: Error -3 while decompressing data")
     assert out["lean"]["form"] == ["k=v&n=1", "application/x-www-form-urlencoded", "7"]
     assert out["lean"]["json"] == ['{"x": [1, 2]}', "application/json"]
     assert out["lean"]["empty-post"] == "0"
