@@ -224,7 +224,7 @@ class LeanAdapter(HTTPAdapter):
 
     def _pool_for(self, url: str, verify: Any) -> _Pool | None:
         """The pool for ``url``; None hands the request to requests' own adapter."""
-        if not url.lower().startswith("https:"):
+        if not url.startswith("https:"):  # requests lower-cases the scheme when it prepares
             return self._pool
         if not isinstance(verify, bool | str):
             return None

@@ -37,24 +37,11 @@ from notebookswarm.histogram import Histogram
 from notebookswarm.stats import EndpointStats, RequestStats
 
 _NS_PER_MS = 1_000_000
-HISTORY_COLUMNS = [
-    "time",
-    "method",
-    "name",
-    "requests",
-    "failures",
-    "rps",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "p99_corrected_ms",
-    "max_ms",
-    "mean_ms",
-    "users",
-    "arrivals",
-    "late",
-    "dropped",
-]
+#: The history's typed columns; the table is time, method, name and these, in this order.
+_INT_HEAD = ("requests", "failures")
+_FLOAT_COLUMNS = ("rps", "p50_ms", "p95_ms", "p99_ms", "p99_corrected_ms", "max_ms", "mean_ms")
+_INT_TAIL = ("users", "arrivals", "late", "dropped")
+HISTORY_COLUMNS = ["time", "method", "name", *_INT_HEAD, *_FLOAT_COLUMNS, *_INT_TAIL]
 WORKER_COLUMNS = [
     "id",
     "host",
@@ -118,22 +105,8 @@ class _Columns:
     def __init__(self) -> None:
         self.time = array("d")
         self.endpoint = array("i")
-        self.ints = {
-            name: array("q")
-            for name in ("requests", "failures", "users", "arrivals", "late", "dropped")
-        }
-        self.floats = {
-            name: array("d")
-            for name in (
-                "rps",
-                "p50_ms",
-                "p95_ms",
-                "p99_ms",
-                "p99_corrected_ms",
-                "max_ms",
-                "mean_ms",
-            )
-        }
+        self.ints = {name: array("q") for name in (*_INT_HEAD, *_INT_TAIL)}
+        self.floats = {name: array("d") for name in _FLOAT_COLUMNS}
 
     def add(
         self,

@@ -87,16 +87,24 @@ def test_too_small_a_pool_drops_arrivals_and_counts_them() -> None:
     assert served + dropped <= arrivals <= served + dropped + 20  # the rest sat in the backlog
 
 
+def run_with_a_stall(swarm: nbs.Swarm, target: Any, **start: Any) -> None:
+    """Start, run 4 s, stall the demo target for 1 s, run 6 s more, stop.
+
+    The waits are the load test's own schedule, not synchronisation.
+    """
+    swarm.start(**start)
+    swarm.wait("spawned", timeout=20)
+    swarm.wait(4)
+    target.stall(1.0)
+    swarm.wait(6)
+    swarm.stop()
+
+
 def test_a_stall_shows_in_corrected_latency_but_hides_from_closed_users(target: Any) -> None:
     """A 1 s stall during 10 s at 200 arrivals/s gives a corrected p99 ≥ 0.9 s while the
     uncorrected p99 stays far lower; users that wait for responses under-report it (p95)."""
     with nbs.Swarm(Reader, host=target.url, workers=2) as swarm:
-        swarm.start(rate=200, max_users=10)
-        swarm.wait("spawned", timeout=20)
-        swarm.wait(4)
-        target.stall(1.0)
-        swarm.wait(6)
-        swarm.stop()
+        run_with_a_stall(swarm, target, rate=200, max_users=10)
         corrected = swarm.percentiles([0.95, 0.99], by=None, corrected=True).iloc[0]
         naive = swarm.percentiles([0.99], by=None)["p99_ms"].iloc[0]
 
@@ -104,12 +112,7 @@ def test_a_stall_shows_in_corrected_latency_but_hides_from_closed_users(target: 
         wait_time = nbs.constant_pacing(0.1)  # 20 users -> about 200 requests a second
 
     with nbs.Swarm(Paced, host=target.url, workers=2) as swarm:
-        swarm.start(users=20, spawn_rate=100)
-        swarm.wait("spawned", timeout=20)
-        swarm.wait(4)
-        target.stall(1.0)
-        swarm.wait(6)
-        swarm.stop()
+        run_with_a_stall(swarm, target, users=20, spawn_rate=100)
         closed = swarm.percentiles([0.95], by=None)["p95_ms"].iloc[0]
     assert corrected["p99_ms"] >= 900
     assert naive < corrected["p99_ms"] / 3
