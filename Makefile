@@ -16,22 +16,46 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
 	touch $@
 
+# JupyterLab is the [lab] extra: `make demo` needs none of it, `make lab` does.
+$(VENV)/.installed-lab: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[lab]'
+	touch $@ $(VENV)/.installed
+
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
-	touch $@ $(VENV)/.installed
+	touch $@ $(VENV)/.installed $(VENV)/.installed-lab
 
 demo: $(VENV)/.installed
 	$(PY) -m notebookswarm demo
 
-lab: $(VENV)/.installed
+lab: $(VENV)/.installed-lab
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check notebookswarm tests bench tools
 	$(VENV)/bin/ruff format --check notebookswarm tests bench tools
+	$(VENV)/bin/lint-imports
+
+# The package as an index serves it: sdist and wheel in dist/, their metadata checked.
+.PHONY: dist docs
+dist: $(VENV)/.installed-test
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# The documentation site in site/; warnings (a broken link, an unresolved API name) fail it.
+# tests/test_docs.py runs the same build, so `make test` checks it too.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
+
+# deploy/kubernetes/ from the Helm chart (Helm's own library, no binary, no cluster).
+# tests/deploy/test_manifests.py fails while they differ.
+.PHONY: manifests
+manifests: $(VENV)/.installed-test
+	$(PY) tools/render_manifests.py
 
 # The dashboard's browser tests drive Debian's Chromium: CI machines start without it.
 browser-deps:

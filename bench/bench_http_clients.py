@@ -14,9 +14,9 @@ or more cores the target and the generator are pinned to different ones.
 
 Clients (the ``ours:`` ones record every request into a real ``StatsRecorder``):
 
-- ``ours:requests``   notebookswarm.http.HttpSession (requests.Session, the lean adapter)
+- ``ours:requests``   notebookswarm.users.http.HttpSession (requests.Session, the lean adapter)
 - ``ours:requests-urllib3``  the same with requests' own adapter (``transport="urllib3"``)
-- ``ours:fast``       notebookswarm._fastclient.FastHttpSession (the FastHttpUser client)
+- ``ours:fast``       notebookswarm._http.fastclient.FastHttpSession (the FastHttpUser client)
 - ``ours:ghc``        geventhttpclient.HTTPClient with the same naming/recording/status
                       rules, the candidate the lean client was chosen over
 - ``raw:ghc``         geventhttpclient.HTTPClient, read the body, nothing recorded
@@ -193,11 +193,11 @@ def make_sender(kind: str, url: str) -> tuple[Any, Any]:
     """Return (factory of one user's send-one-request callable, recorder or None)."""
     if kind.startswith("locust:"):
         return make_locust_sender(kind, url)
-    from notebookswarm.stats import StatsRecorder
+    from notebookswarm.stats.requests import StatsRecorder
 
     recorder = StatsRecorder()
     if kind in ("ours:requests", "ours:requests-urllib3"):
-        from notebookswarm.http import HttpSession
+        from notebookswarm.users.http import HttpSession
 
         transport = "urllib3" if kind.endswith("urllib3") else "lean"
 
@@ -207,7 +207,7 @@ def make_sender(kind: str, url: str) -> tuple[Any, Any]:
 
         return requests_user, recorder
     if kind == "ours:fast":
-        from notebookswarm._fastclient import FastHttpSession
+        from notebookswarm._http.fastclient import FastHttpSession
 
         def fast_user() -> Any:
             session = FastHttpSession(url, recorder)
@@ -248,7 +248,7 @@ def ghc_with_semantics(url: str, recorder: Any) -> Any:
     from geventhttpclient import HTTPClient
     from geventhttpclient.url import URL
 
-    from notebookswarm.http import describe_exception, describe_status, join_url
+    from notebookswarm._http.common import describe_exception, describe_status, join_url
 
     def ghc_user() -> Any:
         clients: dict[tuple[str, int | None], Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-from notebookswarm.stats import StatsRecorder
+from notebookswarm.stats.requests import StatsRecorder
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ CPU_LIMIT = 50.0
 
 def report_bodies(endpoints: int, buckets: int, seed: int = 1) -> list[dict[str, Any]]:
     """Stats deltas of one second, as workers send them: ``TEMPLATES`` different ones."""
-    from notebookswarm.stats import RequestStats
+    from notebookswarm.stats.requests import RequestStats
 
     rng = random.Random(seed)
     bodies = []
@@ -60,7 +60,8 @@ def simulate(endpoint: str, endpoints: int, buckets: int) -> None:
 
     import zmq
 
-    from notebookswarm import __version__, protocol
+    from notebookswarm import __version__
+    from notebookswarm.cluster import protocol
 
     bodies = report_bodies(endpoints, buckets)
     context = zmq.Context()
@@ -156,9 +157,9 @@ def run(
     been measured; the update frames of that step (or the last one) are timed by
     :func:`ingest_cost`.
     """
-    from notebookswarm.control import ControlClient
-    from notebookswarm.launch import start_master
-    from notebookswarm.master_state import MasterConfig
+    from notebookswarm.cluster.control import ControlClient
+    from notebookswarm.cluster.launch import start_master
+    from notebookswarm.cluster.master_state import MasterConfig
 
     config = MasterConfig(heartbeat_timeout=10.0, controller_timeout=60.0)
     master = start_master(config)
@@ -242,8 +243,8 @@ def _step(n: int, cpu: float, got: list[dict[str, Any]]) -> dict[str, Any]:
 
 def ingest_cost(payloads: list[dict[str, Any]], repeat: int = 3) -> dict[str, Any]:
     """Time ``protocol.decode`` and ``RunData.ingest`` per update frame (ms, median)."""
-    from notebookswarm import protocol
-    from notebookswarm.rundata import RunData
+    from notebookswarm.cluster import protocol
+    from notebookswarm.notebook.rundata import RunData
 
     full = [p for p in payloads if p.get("reports")]
     encoded = [

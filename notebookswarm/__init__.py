@@ -1,14 +1,13 @@
 """notebookswarm: interactive load testing from Jupyter.
 
-General layout (imports only go down; see docs/architecture.md):
+General layout (imports only go down; docs/architecture.md is the map, `make lint` checks it):
 
-0  errors                                                   no internal imports
-1  histogram · stats · ramp · wait_time · user · protocol · dispatch      pure
-2  http (requests) · fasthttp (gevent, imported lazily by FastHttpUser)
-2  master_state (sans-I/O) · control (controller socket) · code (packaging user code)
-3  runtime and worker (the only monkey-patch) · master process · launch · local runner ·
-   frames · rundata · run · swarm (the notebook controller)
-4  cli · demo · testing
+    cli · testing · demo · analysis · worker · master    entry points and public faces
+    notebook (controller side) │ engine (worker side, the only gevent) │ _demo
+    cluster (protocol, master, dispatch, launch) │ users (the user API)
+    _http (the wire under the user clients)
+    stats (histograms, per-endpoint statistics)
+    _checks · errors
 
 This module imports its names lazily, so ``import notebookswarm`` is quick and never
 imports gevent: a Jupyter kernel must not be monkey-patched, and the worker entry point
@@ -20,31 +19,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from notebookswarm._version import __version__
 
 _EXPORTS = {
     "ConfigError": "notebookswarm.errors",
-    "FastHttpUser": "notebookswarm.fasthttp",
-    "HttpLocust": "notebookswarm.http",
-    "HttpSession": "notebookswarm.http",
-    "HttpUser": "notebookswarm.http",
-    "InterruptTaskSet": "notebookswarm.user",
-    "Locust": "notebookswarm.user",
+    "FastHttpUser": "notebookswarm.users.fasthttp",
+    "HttpLocust": "notebookswarm.users.http",
+    "HttpSession": "notebookswarm.users.http",
+    "HttpUser": "notebookswarm.users.http",
+    "InterruptTaskSet": "notebookswarm.users.core",
+    "Locust": "notebookswarm.users.core",
     "NotebookSwarmError": "notebookswarm.errors",
-    "RescheduleTask": "notebookswarm.user",
-    "Run": "notebookswarm.run",
-    "SequentialTaskSet": "notebookswarm.user",
-    "StopUser": "notebookswarm.user",
-    "Swarm": "notebookswarm.swarm",
-    "SwarmConfig": "notebookswarm.swarm",
-    "TaskSet": "notebookswarm.user",
-    "User": "notebookswarm.user",
-    "between": "notebookswarm.wait_time",
-    "constant": "notebookswarm.wait_time",
-    "constant_pacing": "notebookswarm.wait_time",
-    "constant_throughput": "notebookswarm.wait_time",
-    "tag": "notebookswarm.user",
-    "task": "notebookswarm.user",
+    "RescheduleTask": "notebookswarm.users.core",
+    "Run": "notebookswarm.notebook.run",
+    "SequentialTaskSet": "notebookswarm.users.core",
+    "StopUser": "notebookswarm.users.core",
+    "Swarm": "notebookswarm.notebook.swarm",
+    "SwarmConfig": "notebookswarm.notebook.swarm",
+    "TaskSet": "notebookswarm.users.core",
+    "User": "notebookswarm.users.core",
+    "between": "notebookswarm.users.wait_time",
+    "constant": "notebookswarm.users.wait_time",
+    "constant_pacing": "notebookswarm.users.wait_time",
+    "constant_throughput": "notebookswarm.users.wait_time",
+    "tag": "notebookswarm.users.core",
+    "task": "notebookswarm.users.core",
 }
 
 __all__ = [
@@ -75,11 +74,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from notebookswarm.errors import ConfigError, NotebookSwarmError
-    from notebookswarm.fasthttp import FastHttpUser
-    from notebookswarm.http import HttpLocust, HttpSession, HttpUser
-    from notebookswarm.run import Run
-    from notebookswarm.swarm import Swarm, SwarmConfig
-    from notebookswarm.user import (
+    from notebookswarm.notebook.run import Run
+    from notebookswarm.notebook.swarm import Swarm, SwarmConfig
+    from notebookswarm.users.core import (
         InterruptTaskSet,
         Locust,
         RescheduleTask,
@@ -90,7 +87,14 @@ if TYPE_CHECKING:
         tag,
         task,
     )
-    from notebookswarm.wait_time import between, constant, constant_pacing, constant_throughput
+    from notebookswarm.users.fasthttp import FastHttpUser
+    from notebookswarm.users.http import HttpLocust, HttpSession, HttpUser
+    from notebookswarm.users.wait_time import (
+        between,
+        constant,
+        constant_pacing,
+        constant_throughput,
+    )
 
 
 #: Submodules reachable as attributes (``nbs.demo.start_target()``), imported on first use.

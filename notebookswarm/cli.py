@@ -13,9 +13,9 @@ from notebookswarm.errors import NotebookSwarmError
 
 def demo(args: argparse.Namespace) -> int:
     """Find the demo contest site's bottleneck: step load, knee, report, saved run."""
-    from notebookswarm.analysis import capacity
-    from notebookswarm.demo import start_target
-    from notebookswarm.swarm import Swarm
+    from notebookswarm._demo.target import start_target
+    from notebookswarm.notebook.analysis import capacity
+    from notebookswarm.notebook.swarm import Swarm
 
     users_file = str(resources.files("notebookswarm.examples").joinpath("contest.py"))
     out = Path(args.output)
@@ -68,7 +68,7 @@ def demo(args: argparse.Namespace) -> int:
 def _progress(frame: dict[str, Any], target: Any) -> None:
     if not frame.get("reports"):
         return
-    from notebookswarm.stats import RequestStats
+    from notebookswarm.stats.requests import RequestStats
 
     total = RequestStats.from_wire(frame["stats"]).total()
     span = float(frame.get("span") or 1.0)
@@ -86,7 +86,7 @@ def _progress(frame: dict[str, Any], target: Any) -> None:
 
 def keygen(args: argparse.Namespace) -> int:
     """Write CurveZMQ keys for a master and its workers."""
-    from notebookswarm.keys import keygen as write_keys
+    from notebookswarm.cluster.keys import keygen as write_keys
 
     folder = write_keys(args.directory)
     print(f"wrote {folder}/master.key_secret (keep it on the master), {folder}/master.key and")

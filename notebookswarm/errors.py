@@ -6,7 +6,7 @@ Every error derives from one root, so ``except NotebookSwarmError`` catches them
     ├── ConfigError          bad input from the caller; nothing was started
     ├── ProtocolError        a frame that cannot be decoded (see ``protocol``)
     └── (user-flow signals, not errors of ours)
-        StopUser, RescheduleTask, InterruptTaskSet live in ``notebookswarm.user``
+        StopUser, RescheduleTask, InterruptTaskSet live in ``notebookswarm.users.core``
 
 Messages say what the value was and what to do instead.
 """

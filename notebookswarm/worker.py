@@ -15,7 +15,7 @@ if __name__ == "__main__":
     import os
     import sys
 
-    from notebookswarm.worker_process import main
+    from notebookswarm.engine.node import main
 
     code = main()
     # Leave at once: the sockets are closed, and nothing at interpreter shutdown (the

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from notebookswarm import protocol
-from notebookswarm.code import load_args_for_file
-from notebookswarm.control import ControlClient
-from notebookswarm.launch import reap, start_master, start_worker
-from notebookswarm.master_state import MasterConfig
-from notebookswarm.stats import RequestStats
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.control import ControlClient
+from notebookswarm.cluster.launch import reap, start_master, start_worker
+from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.stats.requests import RequestStats
+from notebookswarm.users.code import load_args_for_file
 
 
 class Cluster:

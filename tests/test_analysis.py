@@ -13,9 +13,9 @@ import pytest
 import notebookswarm as nbs
 from notebookswarm.analysis import capacity, compare, degradation
 from notebookswarm.errors import ConfigError
-from notebookswarm.run import Run
-from notebookswarm.rundata import RunData
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.rundata import RunData
+from notebookswarm.stats.requests import RequestStats
 
 T0 = 1_700_000_000.0
 

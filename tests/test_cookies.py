@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from notebookswarm.cookies import CookieJar
+from notebookswarm._http.cookies import CookieJar
 
 NOW = 1_800_000_000.0  # a fixed "now" for every expiry
 
@@ -100,7 +100,11 @@ def test_ip_hosts_match_only_themselves() -> None:
 
 def test_importing_cookies_does_not_import_gevent() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, notebookswarm.cookies; print('gevent' in sys.modules)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, notebookswarm._http.cookies; print('gevent' in sys.modules)",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

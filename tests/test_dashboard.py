@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.dashboard import TRACES, Dashboard
-from notebookswarm.dashboard_model import (
+from notebookswarm.notebook.dashboard import TRACES, Dashboard
+from notebookswarm.notebook.dashboard_model import (
     WARNING,
     DashboardModel,
     Steering,
     endpoint_rows,
     html_table,
 )
-from notebookswarm.rundata import RunData
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.rundata import RunData
+from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import CountingServer
 
 MS = 1_000_000

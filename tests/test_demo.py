@@ -22,10 +22,10 @@ import psutil
 import pytest
 
 from notebookswarm import demo
+from notebookswarm._local import LocalResult, run_local
+from notebookswarm.cluster.launch import reap
 from notebookswarm.errors import ConfigError, NotebookSwarmError
-from notebookswarm.launch import reap
-from notebookswarm.local import LocalResult, run_local
-from notebookswarm.stats import RequestStats
+from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import process_gone, wait_until
 
 UsersFile = Callable[[str], Path]
@@ -391,7 +391,7 @@ def test_the_demo_command_finds_a_knee_and_writes_its_report(tmp_path: Path) -> 
     """`python -m notebookswarm demo` (what `make demo` runs), with short steps: it prints
     the step table and a knee, writes the HTML report and a run that loads back with the
     requests it printed, and leaves no process behind."""
-    from notebookswarm.run import Run
+    from notebookswarm.notebook.run import Run
 
     before = children()
     done = subprocess.run(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notebookswarm.dispatch import (
+from notebookswarm.cluster.dispatch import (
     Assignment,
     UserClassSpec,
     WorkerCapacity,

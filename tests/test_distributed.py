@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from notebookswarm.master_state import MasterConfig
+from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.testing import CountingServer, process_gone
 
 from cluster import Cluster
@@ -171,7 +171,7 @@ CONTROLLER_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from cluster import Cluster
-from notebookswarm.master_state import MasterConfig
+from notebookswarm.cluster.master_state import MasterConfig
 
 swarm = Cluster(MasterConfig(heartbeat_interval=0.5, controller_timeout=3.0), workers=2)
 swarm.joined(2)

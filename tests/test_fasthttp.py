@@ -23,8 +23,8 @@ PRELUDE = (
 from gevent import monkey
 monkey.patch_all()
 import json, sys
-from notebookswarm.fasthttp import FastHttpUser
-from notebookswarm.user import UserContext
+from notebookswarm.users.fasthttp import FastHttpUser
+from notebookswarm.users.core import UserContext
 
 """
     + RECORDER
@@ -54,11 +54,11 @@ def run_client(body: str, **values: object) -> dict[str, Any]:
 
 
 def test_importing_fasthttp_does_not_import_gevent() -> None:
-    """Importing notebookswarm.fasthttp in a fresh interpreter leaves gevent unimported."""
+    """Importing notebookswarm.users.fasthttp in a fresh interpreter leaves gevent unimported."""
     code = (
-        "import sys, notebookswarm.fasthttp\n"
+        "import sys, notebookswarm.users.fasthttp\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
-        " ('gevent', 'geventhttpclient', 'notebookswarm._fastclient')))"
+        " ('gevent', 'geventhttpclient', 'notebookswarm._http.fastclient')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
@@ -256,7 +256,7 @@ def test_idle_connection_closed_by_server_is_not_reused(server: Target) -> None:
     out = run_client(
         """
         import time
-        from notebookswarm._fastclient import IDLE_CHECK_AFTER_S
+        from notebookswarm._http.fastclient import IDLE_CHECK_AFTER_S
         client, rec = make_client(URL)
         client.get("/drop-after")
         time.sleep(IDLE_CHECK_AFTER_S + 0.2)  # the user's wait; longer than the check needs

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notebookswarm.histogram import Histogram, bucket_bounds, bucket_of, bucket_value
+from notebookswarm.stats.histogram import Histogram, bucket_bounds, bucket_of, bucket_value
 
 LOW = 1_000  # 1 µs in ns
 HIGH = 3_600_000_000_000  # 1 h in ns

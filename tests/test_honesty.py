@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.master_state import OVERLOADED_CPU, OVERLOADED_LAG, MasterConfig
-from notebookswarm.swarm import Swarm, SwarmConfig
+from notebookswarm.cluster.master_state import OVERLOADED_CPU, OVERLOADED_LAG, MasterConfig
+from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import wait_until
 
 CONFIG = SwarmConfig(

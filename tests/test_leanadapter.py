@@ -25,9 +25,9 @@ from gevent import monkey
 monkey.patch_all()
 import json, sys
 import requests
-from notebookswarm.http import HttpUser
-from notebookswarm._leanadapter import LeanAdapter
-from notebookswarm.user import UserContext
+from notebookswarm.users.http import HttpUser
+from notebookswarm._http.leanadapter import LeanAdapter
+from notebookswarm.users.core import UserContext
 
 """
     + RECORDER
@@ -257,7 +257,7 @@ def test_unpatched_process_and_bad_transport() -> None:
     imported; an unknown transport names the choices."""
     code = (
         "import sys\n"
-        "from notebookswarm.http import HttpSession\n"
+        "from notebookswarm.users.http import HttpSession\n"
         "from notebookswarm.errors import ConfigError\n"
         "s = HttpSession('http://127.0.0.1:1', None)\n"
         "print(type(s.get_adapter('http://x')).__name__, 'gevent' in sys.modules)\n"

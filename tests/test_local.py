@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from notebookswarm._local import run_local
 from notebookswarm.errors import ConfigError
-from notebookswarm.local import run_local
 from notebookswarm.testing import CountingServer
 
 SEED = """

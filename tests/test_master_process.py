@@ -14,13 +14,13 @@ import msgpack
 import pytest
 import zmq
 
-from notebookswarm import protocol
-from notebookswarm.control import ControlClient, MasterUnreachable
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.control import ControlClient, MasterUnreachable
+from notebookswarm.cluster.keys import keygen
+from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
+from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError
-from notebookswarm.keys import keygen
-from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
-from notebookswarm.master_state import MasterConfig
-from notebookswarm.swarm import Swarm
+from notebookswarm.notebook.swarm import Swarm
 from notebookswarm.testing import wait_until
 
 
@@ -189,7 +189,7 @@ def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None
     """With keys on 0.0.0.0, a worker holding the trusted key joins; one without keys and one
     with an untrusted key are refused, and both sides say why."""
     keys, other, master = keyed_master(tmp_path)
-    from notebookswarm.keys import worker_curve_options
+    from notebookswarm.cluster.keys import worker_curve_options
 
     client = ControlClient(
         master.control_endpoint.replace("0.0.0.0", "127.0.0.1"), curve=worker_curve_options(keys)
@@ -249,8 +249,8 @@ _LATE_HELLO = """
 import sys, time
 from gevent import monkey
 monkey.patch_all()
-from notebookswarm.keys import worker_curve_options
-from notebookswarm.worker_process import WorkerNode
+from notebookswarm.cluster.keys import worker_curve_options
+from notebookswarm.engine.node import WorkerNode
 node = WorkerNode(sys.argv[1], 20.0, worker_curve_options(sys.argv[2]))
 time.sleep(1.0)  # widen the race: the master refuses the key before the worker says hello
 try:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from notebookswarm import protocol
-from notebookswarm.dispatch import split_rate
-from notebookswarm.master_state import MasterConfig, MasterState, Out
-from notebookswarm.stats import RequestStats
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.dispatch import split_rate
+from notebookswarm.cluster.master_state import MasterConfig, MasterState, Out
+from notebookswarm.stats.requests import RequestStats
 
 T0 = 1000.0
 CTL = b"controller"

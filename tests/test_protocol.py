@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notebookswarm import protocol
-from notebookswarm.errors import NotebookSwarmError
-from notebookswarm.protocol import (
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     Code,
@@ -40,6 +39,7 @@ from notebookswarm.protocol import (
     decode,
     encode,
 )
+from notebookswarm.errors import NotebookSwarmError
 
 SAMPLES: list[Message] = [
     Hello(worker_id="w1", host="gen-1", pid=4242, cores=4, version="0.1.0"),

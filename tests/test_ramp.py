@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notebookswarm.ramp import next_change, step_time
+from notebookswarm.engine.ramp import next_change, step_time
 
 
 def ramp(current: Mapping[str, int], targets: Mapping[str, int]) -> list[tuple[str, int]]:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.run import Run
-from notebookswarm.rundata import RunData
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.rundata import RunData
+from notebookswarm.stats.requests import RequestStats
 
 T0 = 1_700_000_000
 TABLES = ("stats", "history", "errors", "exceptions", "workers")

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.frames import STATS_COLUMNS, stats_frame
-from notebookswarm.rundata import HISTORY_COLUMNS, WORKER_COLUMNS, RunData
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.frames import STATS_COLUMNS, stats_frame
+from notebookswarm.notebook.rundata import HISTORY_COLUMNS, WORKER_COLUMNS, RunData
+from notebookswarm.stats.requests import RequestStats
 
 T0 = 60 * 28_333_334  # a whole minute, in November 2023
 Key = tuple[str, str]

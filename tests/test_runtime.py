@@ -14,8 +14,8 @@ monkey.patch_all()
 import json, time
 import gevent
 from notebookswarm import User, task, constant
-from notebookswarm.runtime import Runtime, RuntimeConfig
-from notebookswarm.stats import StatsRecorder
+from notebookswarm.engine.runtime import Runtime, RuntimeConfig
+from notebookswarm.stats.requests import StatsRecorder
 
 def wait_for(cond, timeout=10.0):
     deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.shapes import Stages, StepLoad, as_shape, parse_duration
+from notebookswarm.notebook.shapes import Stages, StepLoad, as_shape, parse_duration
 
 
 def test_stages_ramp_linearly_between_targets() -> None:

@@ -8,7 +8,7 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notebookswarm.stats import (
+from notebookswarm.stats.requests import (
     MAX_ERROR_KINDS,
     MAX_EXCEPTION_KINDS,
     EndpointStats,

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.code import load_args_for_file
-from notebookswarm.control import ControlClient
+from notebookswarm.cluster.control import ControlClient
+from notebookswarm.cluster.launch import reap, start_master, start_worker
+from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
-from notebookswarm.launch import reap, start_master, start_worker
-from notebookswarm.master_state import MasterConfig
-from notebookswarm.run import Run
-from notebookswarm.swarm import Swarm, SwarmConfig
+from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import CountingServer, descendants, wait_until
+from notebookswarm.users.code import load_args_for_file
 
 FAST = MasterConfig(
     heartbeat_interval=0.5, heartbeat_timeout=3.0, master_timeout=5.0, controller_timeout=5.0

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.http import HttpLocust
-from notebookswarm.stats import StatsRecorder
-from notebookswarm.user import (
+from notebookswarm.stats.requests import StatsRecorder
+from notebookswarm.users.core import (
     Locust,
     RescheduleTask,
     SequentialTaskSet,
@@ -32,7 +31,8 @@ from notebookswarm.user import (
     tag,
     task,
 )
-from notebookswarm.wait_time import between, constant, constant_pacing, constant_throughput
+from notebookswarm.users.http import HttpLocust
+from notebookswarm.users.wait_time import between, constant, constant_pacing, constant_throughput
 
 pytestmark = pytest.mark.timeout(30)  # a user that never stops fails here, not at 180 s
 

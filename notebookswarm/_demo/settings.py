@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notebookswarm.config import check_count, check_rate
+from notebookswarm._checks import check_count, check_rate
 from notebookswarm.errors import ConfigError
 
 #: The contest site's endpoints by name, with the route each one answers.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from notebookswarm.run import Run
-from notebookswarm.rundata import RunData
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.rundata import RunData
+from notebookswarm.stats.requests import RequestStats
 
 T0 = 1_700_000_000.0
 

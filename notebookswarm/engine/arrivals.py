@@ -23,8 +23,8 @@ import gevent
 from gevent import Greenlet
 from gevent.event import Event
 
-from notebookswarm.stats import StatsRecorder
-from notebookswarm.user import User, UserContext
+from notebookswarm.stats.requests import StatsRecorder
+from notebookswarm.users.core import User, UserContext
 
 #: An arrival that starts more than this behind its due time counts as late.
 LATE_NS = 10_000_000

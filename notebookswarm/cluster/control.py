@@ -22,9 +22,9 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from notebookswarm import protocol
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake
 from notebookswarm.errors import NotebookSwarmError
-from notebookswarm.keys import HANDSHAKE_FAILURES, explain_handshake
 
 UpdateCallback = Callable[[protocol.Update], None]
 

@@ -12,9 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from notebookswarm.cluster.master import check_bind
+from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import NotebookSwarmError
-from notebookswarm.master import check_bind
-from notebookswarm.master_state import MasterConfig
 
 
 def reap(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from notebookswarm.frames import AGGREGATED
+from notebookswarm.notebook.frames import AGGREGATED
 
 
 def _figures(run: Any) -> list[Any]:
@@ -47,7 +47,7 @@ def _figures(run: Any) -> list[Any]:
         latency.update_layout(title="Latency (ms)", yaxis_type="log")
         figures.append(latency)
     if run.meta.get("steps"):
-        from notebookswarm.analysis import capacity
+        from notebookswarm.notebook.analysis import capacity
 
         figures.append(capacity(run).figure())
     return figures

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from notebookswarm import protocol
-from notebookswarm.config import check_count, check_rate
+from notebookswarm._checks import check_count, check_rate
+from notebookswarm.cluster import protocol
 from notebookswarm.errors import ConfigError, NotebookSwarmError
-from notebookswarm.loader import load_file
-from notebookswarm.stats import RequestStats
-from notebookswarm.user import check_host, check_user_classes, resolve_host
+from notebookswarm.stats.requests import RequestStats
+from notebookswarm.users.core import check_host, check_user_classes, resolve_host
+from notebookswarm.users.loader import load_file
 
 
 @dataclass

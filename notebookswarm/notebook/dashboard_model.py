@@ -7,7 +7,7 @@ stopped). :class:`Steering` decides which controller call a moved control needs 
 frame should move the controls (a change made from code). :func:`endpoint_rows` joins the
 swarm's cumulative ``stats`` DataFrame with the current rates into the endpoint table.
 
-``notebookswarm.dashboard`` draws all of this with ipywidgets and plotly; nothing here
+``notebookswarm.notebook.dashboard`` draws all of this with ipywidgets and plotly; nothing here
 imports either, so the logic is tested by feeding frames and reading values.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from notebookswarm.frames import AGGREGATED
-from notebookswarm.stats import RequestStats
+from notebookswarm.notebook.frames import AGGREGATED
+from notebookswarm.stats.requests import RequestStats
 
 ACTIVE = ("spawning", "running", "stopping")
 """States in which the charts move; in any other the dashboard freezes."""

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from notebookswarm.histogram import Histogram
+from notebookswarm.stats.histogram import Histogram
 
 Key = tuple[str, str]
 """An endpoint: ``(method, name)``."""

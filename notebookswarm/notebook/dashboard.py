@@ -11,7 +11,7 @@ is overloaded; one plotly ``FigureWidget`` with requests/s and failures/s, laten
 p95 / p99 and users; the endpoint table and the worker table.
 
 Threads: frames arrive on the swarm's background thread. The dashboard feeds them to its
-:class:`~notebookswarm.dashboard_model.DashboardModel` and redraws there, at most twice a
+:class:`~notebookswarm.notebook.dashboard_model.DashboardModel` and redraws there, at most twice a
 second and inside ``batch_update``, under a lock shared with the widget callbacks (which
 the kernel runs on its main thread, when no cell is running). A callback never waits on
 the master for long: Stop runs on a thread of its own.
@@ -40,14 +40,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from notebookswarm.dashboard_model import (
+from notebookswarm.errors import NotebookSwarmError
+from notebookswarm.notebook.dashboard_model import (
     STEERABLE,
     DashboardModel,
     Steering,
     endpoint_rows,
     html_table,
 )
-from notebookswarm.errors import NotebookSwarmError
 
 #: Seconds between two redraws, at least.
 MIN_REDRAW_INTERVAL = 0.5

@@ -1,7 +1,7 @@
 """Run users as gevent greenlets inside one worker process.
 
 The runtime takes absolute targets (users per class and a spawn rate) and moves toward
-them; it records into a :class:`~notebookswarm.stats.StatsRecorder` whose deltas someone
+them; it records into a :class:`~notebookswarm.stats.requests.StatsRecorder` whose deltas someone
 else collects. It knows nothing of sockets, masters or notebooks. Only worker processes
 import it, after the worker entry point has monkey-patched the process.
 
@@ -27,12 +27,12 @@ from typing import Any
 import gevent
 from gevent import Greenlet
 
-from notebookswarm.arrivals import ArrivalRunner
-from notebookswarm.config import check_count, check_rate
+from notebookswarm._checks import check_count, check_rate
+from notebookswarm.engine.arrivals import ArrivalRunner
+from notebookswarm.engine.ramp import next_change, step_time
 from notebookswarm.errors import ConfigError
-from notebookswarm.ramp import next_change, step_time
-from notebookswarm.stats import StatsRecorder
-from notebookswarm.user import User, UserContext, check_user_classes, resolve_host
+from notebookswarm.stats.requests import StatsRecorder
+from notebookswarm.users.core import User, UserContext, check_user_classes, resolve_host
 
 #: Worker/runtime states, as reported upward.
 READY, SPAWNING, RUNNING, STOPPED = "ready", "spawning", "running", "stopped"

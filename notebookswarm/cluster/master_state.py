@@ -9,7 +9,7 @@ Swarm states: ``ready`` (nothing asked yet), ``spawning``, ``running``, ``stoppi
 ``stopped``. Worker states: ``ready``, ``spawning``, ``running``, ``stopped``, ``lost``.
 
 To add a control command: 1. add a ``_cmd_<name>`` method that takes ``(args, now)`` and
-returns ``(result, outgoing)``; 2. list it in ``docs/protocol.md``; 3. test it here.
+returns ``(result, outgoing)``; 2. list it in ``docs/distributed.md`` (Protocol); 3. test it here.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from notebookswarm import protocol
-from notebookswarm.config import check_count, check_rate
-from notebookswarm.dispatch import (
+from notebookswarm._checks import check_count, check_rate
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.dispatch import (
     UserClassSpec,
     WorkerCapacity,
     dispatch,
@@ -31,7 +31,7 @@ from notebookswarm.dispatch import (
     split_users,
 )
 from notebookswarm.errors import ConfigError, NotebookSwarmError
-from notebookswarm.stats import RequestStats
+from notebookswarm.stats.requests import RequestStats
 
 #: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
 OVERLOADED_CPU = 85.0

@@ -9,14 +9,14 @@ per-header callbacks, no per-request regexes, no queue or semaphore around the p
 
 What it does: keep-alive connections reused per ``(scheme, host, port)``; cookies kept
 per user with their domains, paths, expiry and ``Secure``
-(:class:`~notebookswarm.cookies.CookieJar`); paths relative to ``base_url``; ``params``,
+(:class:`~notebookswarm._http.cookies.CookieJar`); paths relative to ``base_url``; ``params``,
 ``data``, ``json``, ``headers``, ``auth``; redirects followed like ``requests`` does;
 Content-Length, chunked and read-to-close bodies; https through gevent's ssl.
 It asks for no compression; a gzip or deflate body that a caller asked for (with an
 ``Accept-Encoding`` header) is inflated. What it leaves out: other encodings (br, zstd
 bodies stay as sent), proxies, streaming bodies, ``Expect: 100-continue``.
 
-Timing, naming and the failure rules are the ones in :mod:`notebookswarm.http`: a
+Timing, naming and the failure rules are the ones in :mod:`notebookswarm.users.http`: a
 request is timed from just before its first byte is sent to when its body has been
 read, recorded under ``name`` or the URL as written, and fails when it raises
 (connection refused, timeout, reset, a malformed response) or answers 4xx/5xx. Nothing
@@ -58,15 +58,15 @@ import gevent.ssl
 from gevent.monkey import get_original
 from requests.structures import CaseInsensitiveDict
 
-from notebookswarm.cookies import CookieJar
-from notebookswarm.http import (
+from notebookswarm._http.common import (
     DEFAULT_TIMEOUT,
     CatchResponse,
     describe_exception,
     describe_status,
     join_url,
 )
-from notebookswarm.user import Recorder
+from notebookswarm._http.cookies import CookieJar
+from notebookswarm.stats.recorder import Recorder
 
 #: A response head larger than this is refused (LineTooLong), like http.client does.
 MAX_HEAD_BYTES: Final = 64 * 1024
@@ -414,7 +414,7 @@ class FastHttpSession:
     Methods take ``(url, name=None, catch_response=False, params=None, data=None,
     json=None, headers=None, timeout=None, allow_redirects=True, auth=None)`` and
     return a :class:`FastResponse`, or with ``catch_response=True``
-    a :class:`~notebookswarm.http.CatchResponse` to use in a ``with`` block.
+    a :class:`~notebookswarm.users.http.CatchResponse` to use in a ``with`` block.
     ``headers`` set on the session go with every request. Certificates of https hosts
     are verified unless ``insecure=True``.
     """
@@ -562,7 +562,7 @@ class FastHttpSession:
 class ConnectionPool:
     """Keep-alive connections per origin, and the exchange of one request for its response.
 
-    Shared by :class:`FastHttpSession` and :class:`notebookswarm._leanadapter.LeanAdapter`
+    Shared by :class:`FastHttpSession` and :class:`notebookswarm._http.leanadapter.LeanAdapter`
     (the ``HttpUser`` transport): neither cookies nor redirects are its business.
     """
 

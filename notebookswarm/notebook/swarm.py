@@ -31,17 +31,17 @@ from typing import Any
 
 import pandas as pd
 
-from notebookswarm import protocol
-from notebookswarm.code import load_args_for_classes, load_args_for_file
-from notebookswarm.config import check_count, check_rate
-from notebookswarm.control import ControlClient
+from notebookswarm._checks import check_count, check_rate
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.control import ControlClient
+from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
+from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
-from notebookswarm.launch import MasterProcess, reap, start_master, start_worker
-from notebookswarm.master_state import MasterConfig
-from notebookswarm.run import Run
-from notebookswarm.rundata import RunData
-from notebookswarm.shapes import Shape, StepLoad, as_shape, parse_duration
-from notebookswarm.user import check_host
+from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.rundata import RunData
+from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
+from notebookswarm.users.code import load_args_for_classes, load_args_for_file
+from notebookswarm.users.core import check_host
 
 FrameCallback = Callable[[dict[str, Any]], None]
 _DURATION_WORD = re.compile(r"^\s*\d")
@@ -163,7 +163,7 @@ class Swarm:
         """Attach to a running master's control endpoint (workers join it on their own)."""
         curve: dict[int, Any] = {}
         if keys is not None:
-            from notebookswarm.keys import worker_curve_options
+            from notebookswarm.cluster.keys import worker_curve_options
 
             curve = dict(worker_curve_options(keys))
         return cls(_attach=(endpoint, curve))
@@ -423,7 +423,7 @@ class Swarm:
 
         ``window``: seconds of history the charts keep (the DataFrames keep everything).
         """
-        from notebookswarm.dashboard import Dashboard
+        from notebookswarm.notebook.dashboard import Dashboard
 
         return Dashboard(self, window=window).widget
 
@@ -516,12 +516,12 @@ class Swarm:
 
     @property
     def stats(self) -> pd.DataFrame:
-        """Cumulative per-endpoint stats plus ``Aggregated``; see docs/dataframes.md."""
+        """Cumulative per-endpoint stats plus ``Aggregated``; see docs/statistics.md (DataFrames)."""
         return self._read(RunData.stats)
 
     @property
     def history(self) -> pd.DataFrame:
-        """One row per second per endpoint, plus ``Aggregated``; see docs/dataframes.md."""
+        """One row per second per endpoint, plus ``Aggregated``; see docs/statistics.md (DataFrames)."""
         return self._read(RunData.history)
 
     @property

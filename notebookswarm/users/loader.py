@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.user import User
+from notebookswarm.users.core import User
 
 
 def user_classes_in(namespace: dict[str, object]) -> list[type[User]]:

@@ -19,11 +19,12 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.wait_time import between
+from notebookswarm.stats.recorder import Recorder
+from notebookswarm.users.wait_time import between
 
 F = TypeVar("F", bound=Callable[..., Any])
 TaskLike = Any  # a function taking the task set / user, or a TaskSet subclass
@@ -62,16 +63,6 @@ class _BackToParent(Exception):
     def __init__(self, reschedule: bool) -> None:
         super().__init__(reschedule)
         self.reschedule = reschedule
-
-
-class Recorder(Protocol):
-    """Where users report what happened (a ``StatsRecorder`` in a worker)."""
-
-    def record_request(
-        self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
-    ) -> None: ...
-
-    def record_exception(self, exc: BaseException) -> None: ...
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.histogram import Histogram
-from notebookswarm.rundata import Packed, RunData, Slot
+from notebookswarm.notebook.rundata import Packed, RunData, Slot
+from notebookswarm.stats.histogram import Histogram
 
 FORMAT = 1
 _TABLES = ("stats", "history", "errors", "exceptions", "workers")
@@ -124,7 +124,7 @@ class Run:
 
     def to_html(self, path: str | Path, title: str = "notebookswarm run") -> Path:
         """Write one self-contained HTML report (works offline) to ``path``; return it."""
-        from notebookswarm.report import write_html
+        from notebookswarm.notebook.report import write_html
 
         return write_html(self, path, title)
 

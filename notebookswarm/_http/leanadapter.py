@@ -3,7 +3,7 @@
 In a profile of an ``HttpUser`` worker, requests' ``HTTPAdapter`` (urllib3 and http.client,
 headers parsed with ``email.parser``) was half of every request's CPU. :class:`LeanAdapter`
 replaces only that layer: it writes the prepared request on a pooled keep-alive
-connection with :class:`~notebookswarm._fastclient.ConnectionPool` and builds a
+connection with :class:`~notebookswarm._http.fastclient.ConnectionPool` and builds a
 ``requests.Response`` from the parsed answer. Everything above the adapter is requests'
 own and unchanged: sessions, cookies, auth, hooks, redirects, ``Response``, exceptions.
 
@@ -48,7 +48,7 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, select_proxy
 
-from notebookswarm._fastclient import ConnectionPool, Origin, _Connection, _RawResponse
+from notebookswarm._http.fastclient import ConnectionPool, Origin, _Connection, _RawResponse
 
 
 class _SetCookies:

@@ -8,7 +8,7 @@ Imported only by :mod:`notebookswarm.worker` after monkey-patching. Two modes:
     same thread exits the process when the master has been silent for ``master_timeout``.
 ``--standalone``  run one swarm here for ``--run-time`` seconds and write protocol
     frames (4-byte big-endian length, then the frame) to the stdout the process was
-    started with; user code's own prints go to stderr. :mod:`notebookswarm.local` reads it.
+    started with; user code's own prints go to stderr. :mod:`notebookswarm._local` reads it.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import zmq
 import zmq.green
 from zmq.utils.monitor import recv_monitor_message
 
-from notebookswarm import __version__, protocol
+from notebookswarm._version import __version__
+from notebookswarm.cluster import protocol
+from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake, worker_curve_options
+from notebookswarm.engine.runtime import READY, Runtime, RuntimeConfig
 from notebookswarm.errors import ConfigError
-from notebookswarm.keys import HANDSHAKE_FAILURES, explain_handshake, worker_curve_options
-from notebookswarm.loader import load_file, load_source
-from notebookswarm.runtime import READY, Runtime, RuntimeConfig
-from notebookswarm.stats import StatsRecorder
-from notebookswarm.user import User
+from notebookswarm.stats.requests import StatsRecorder
+from notebookswarm.users.core import User
+from notebookswarm.users.loader import load_file, load_source
 
 Send = Callable[[protocol.Message], None]
 _CORES = os.cpu_count() or 1
@@ -424,7 +425,7 @@ def _private_stdout() -> BinaryIO:
 
 def run_standalone(args: argparse.Namespace) -> int:
     """Run one swarm here for ``args.run_time`` seconds and stream frames to stdout."""
-    from notebookswarm.dispatch import UserClassSpec, split_users
+    from notebookswarm.cluster.dispatch import UserClassSpec, split_users
 
     out = _private_stdout()
     send = frame_writer(out)

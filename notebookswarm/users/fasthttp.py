@@ -3,7 +3,7 @@
 Use it instead of ``HttpUser`` when the load generator's CPU is the limit: on loopback
 it sends many times more requests per CPU-second than the ``requests``-based client
 (``bench/bench_http_clients.py`` measures it). Same ``name=``, ``catch_response=True``,
-timing and failure rules as ``HttpUser``; see :mod:`notebookswarm._fastclient` for what
+timing and failure rules as ``HttpUser``; see :mod:`notebookswarm._http.fastclient` for what
 the client does and leaves out.
 
 Importing this module does not import gevent; creating a user (in a worker, after the
@@ -14,17 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from notebookswarm.http import DEFAULT_TIMEOUT, require_host
-from notebookswarm.user import User, UserContext
+from notebookswarm._http.common import DEFAULT_TIMEOUT
+from notebookswarm.users.core import User, UserContext
+from notebookswarm.users.http import require_host
 
 if TYPE_CHECKING:
-    from notebookswarm._fastclient import FastHttpSession
+    from notebookswarm._http.fastclient import FastHttpSession
 
 __all__ = ["FastHttpUser"]
 
 
 class FastHttpUser(User):
-    """A user whose ``self.client`` is a :class:`~notebookswarm._fastclient.FastHttpSession`.
+    """A user whose ``self.client`` is a :class:`~notebookswarm._http.fastclient.FastHttpSession`.
 
     Class attributes: ``network_timeout`` (seconds a send or a read may take) and
     ``connection_timeout`` (seconds to connect), both ``DEFAULT_TIMEOUT`` by default;
@@ -39,7 +40,7 @@ class FastHttpUser(User):
     def __init__(self, context: UserContext) -> None:
         super().__init__(context)
         # Imported here so that `import notebookswarm` never pulls in gevent.
-        from notebookswarm._fastclient import FastHttpSession
+        from notebookswarm._http.fastclient import FastHttpSession
 
         self.client: FastHttpSession = FastHttpSession(
             require_host(self),

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from notebookswarm.stats import EndpointStats, RequestStats
+from notebookswarm.stats.requests import EndpointStats, RequestStats
 
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}

@@ -27,14 +27,14 @@ from typing import Any
 
 import pandas as pd
 
-from notebookswarm.frames import (
+from notebookswarm.notebook.frames import (
     AGGREGATED,
     errors_frame,
     exceptions_frame,
     stats_frame,
 )
-from notebookswarm.histogram import Histogram
-from notebookswarm.stats import EndpointStats, RequestStats
+from notebookswarm.stats.histogram import Histogram
+from notebookswarm.stats.requests import EndpointStats, RequestStats
 
 _NS_PER_MS = 1_000_000
 #: The history's typed columns; the table is time, method, name and these, in this order.

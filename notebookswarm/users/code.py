@@ -15,8 +15,8 @@ from typing import Any
 
 import cloudpickle
 
-from notebookswarm.loader import load_file
-from notebookswarm.user import User, check_user_classes
+from notebookswarm.users.core import User, check_user_classes
+from notebookswarm.users.loader import load_file
 
 
 def _describe(classes: Sequence[type[User]]) -> list[dict[str, Any]]:

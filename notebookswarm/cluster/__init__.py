@@ -1,0 +1,1 @@
+"""Between processes: the protocol, the sans-I/O master and its process, dispatch, launch, keys."""

@@ -1,0 +1,1 @@
+"""Per-endpoint statistics and latency histograms: pure, merged exactly (see docs/statistics.md)."""
