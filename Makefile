@@ -69,7 +69,7 @@ unit: $(VENV)/.installed-test browser-deps
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site dist
 
 # The side-by-side benchmark against Locust and wrk (not part of `make test`): installs
 # Debian's nginx and wrk with apt and Locust into bench/.venv-locust when they are missing,
