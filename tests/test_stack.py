@@ -1,0 +1,375 @@
+"""The real demo stack: PostgreSQL, gunicorn and the contest site, started and stopped for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from notebookswarm._demo import stack_sql as sql
+from notebookswarm._demo.pg import PG_ROOT
+from notebookswarm._demo.stack import Stack, StackError, start_stack
+from notebookswarm.errors import ConfigError
+
+pytestmark = pytest.mark.skipif(
+    not list(PG_ROOT.glob("*/bin/initdb")), reason="no PostgreSQL server: run `make db-deps`"
+)
+
+SMALL: dict[str, Any] = {"contests": 3, "users": 50, "submissions": 600}
+WORKERS = 3
+
+
+def _leftovers(parent: Path) -> list[psutil.Process]:
+    """Every process whose working directory is under ``parent`` (every stack process's is)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.cwd().startswith(str(parent)):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def parent() -> Iterator[Path]:
+    """A directory for stacks that the unprivileged PostgreSQL account can search."""
+    path = Path(tempfile.mkdtemp(prefix="nbs-stack-test-"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        for process in _leftovers(path):
+            process.kill()
+        leftover = list(path.iterdir())
+        subprocess.run(["rm", "-rf", str(path)], check=False)
+        assert leftover == [], f"a stack left {leftover}"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """One stack with the default data for the tests that only look and load."""
+    with start_stack(workers=WORKERS, pool_size=4) as running:
+        yield running
+
+
+def _scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = requests.get(stack.metrics_url, timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _submits(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+    key = ("http_requests_total", (("endpoint", "submit"), ("method", "POST"), ("status", "200")))
+    return metrics.get(key, 0.0)
+
+
+def _load_while_sampling(stack: Stack, clients: int, requests_each: int) -> dict[str, float]:
+    """Send submits from ``clients`` threads; return each gauge's maximum seen meanwhile."""
+    peaks = {"db_pool_in_use": 0.0, "db_pool_waiting": 0.0, "app_workers_busy": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            metrics = _scrape(stack)
+            for name in peaks:
+                peaks[name] = max(peaks[name], metrics[(name, ())])
+
+    def submit(client: int) -> None:
+        with requests.Session() as session:
+            for i in range(requests_each):
+                body = {"problem": 1, "code": f"print({client}, {i})", "username": f"c{client}"}
+                session.post(f"{stack.url}/submit", json=body, timeout=30).raise_for_status()
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(submit, range(clients)))
+    finally:
+        done.set()
+        sampler.join()
+    return peaks
+
+
+def test_endpoints_answer_the_running_contest(stack: Stack) -> None:
+    """Each endpoint answers the running contest's data as the database holds it."""
+    index = requests.get(stack.url, timeout=10).json()
+    assert index["contest"]["id"] == 50
+    assert index["contest"]["name"] == "Weekly Contest 50"
+    problems = requests.get(f"{stack.url}/problems", timeout=10).json()["problems"]
+    with psycopg.connect(stack.dsn) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT problem_id, count(*) FROM submissions WHERE contest_id = 50 GROUP BY 1"
+            ).fetchall()
+        )
+    assert [p["label"] for p in problems] == list("ABCDEFGH")
+    assert {p["id"]: p["attempts"] for p in problems} == counts
+    first = problems[0]["id"]
+    page = requests.get(f"{stack.url}/problems/{first}", timeout=10).json()
+    assert page["title"] == problems[0]["title"] and "Read the input" in page["statement"]
+    assert requests.get(f"{stack.url}/problem/{first}", timeout=10).json() == page
+    assert requests.get(f"{stack.url}/problems/99999", timeout=10).status_code == 404
+    assert requests.get(f"{stack.url}/nowhere", timeout=10).status_code == 404
+    assert requests.get(f"{stack.url}/submit", timeout=10).status_code == 405
+
+
+def test_login_and_submit_store_rows(stack: Stack) -> None:
+    """Login makes the user and sets a cookie; a submit under it is stored and counted."""
+    with requests.Session() as session:
+        login = session.post(f"{stack.url}/login", json={"username": "ada"}, timeout=10)
+        assert login.json()["username"] == "ada" and session.cookies["user"] == "ada"
+        answer = session.post(
+            f"{stack.url}/submit", json={"problem": 393, "code": "print(42)"}, timeout=10
+        ).json()
+        bad = session.post(f"{stack.url}/submit", json={"problem": "x"}, timeout=10)
+    assert bad.status_code == 400
+    with psycopg.connect(stack.dsn) as conn:
+        row = conn.execute(
+            "SELECT u.username, s.problem_id, s.contest_id, s.source FROM submissions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.id = %s",
+            [answer["submission"]],
+        ).fetchone()
+    assert row == ("ada", 393, 50, "print(42)")
+    assert answer["username"] == "ada" and answer["verdict"] in (
+        "accepted", "wrong answer", "time limit exceeded", "runtime error", "compilation error",
+    )  # fmt: skip
+
+
+def _leaderboard_in_python(dsn: str) -> list[dict[str, Any]]:
+    """The leaderboard recomputed from raw rows, to check the SQL against."""
+    with psycopg.connect(dsn) as conn:
+        (starts,) = conn.execute("SELECT starts_at FROM contests WHERE id = 50").fetchone() or ()
+        rows = conn.execute(
+            "SELECT user_id, problem_id, submitted_at FROM submissions "
+            "WHERE contest_id = 50 AND verdict = 'AC'"
+        ).fetchall()
+        names = dict(conn.execute("SELECT id, username FROM users").fetchall())
+    firsts: dict[tuple[int, int], Any] = {}
+    for user, problem, at in rows:
+        firsts[user, problem] = min(at, firsts.get((user, problem), at))
+    scores: dict[int, list[Any]] = {}
+    for (user, _), at in firsts.items():
+        elapsed: timedelta = at - starts
+        seconds = Decimal(elapsed.days * 86400 + elapsed.seconds) + Decimal(
+            elapsed.microseconds
+        ) / Decimal(1_000_000)
+        score = scores.setdefault(user, [0, Decimal(0)])
+        score[0] += 1
+        score[1] += seconds
+    ranked = sorted(
+        (-solved, int((total / 60).quantize(Decimal(1), ROUND_HALF_UP)), user)
+        for user, (solved, total) in scores.items()
+    )[: sql.LEADERBOARD_ROWS]
+    return [
+        {"rank": rank, "name": names[user], "solved": -minus, "penalty": penalty}
+        for rank, (minus, penalty, user) in enumerate(ranked, start=1)
+    ]
+
+
+def test_leaderboard_matches_the_rows(stack: Stack) -> None:
+    """The leaderboard is the top 20 by solved then penalty, recomputed from the raw rows."""
+    answer = requests.get(f"{stack.url}/leaderboard", timeout=30).json()
+    assert answer["contest"] == 50
+    assert answer["rows"] == _leaderboard_in_python(stack.dsn)
+
+
+def _buffers(plan: str) -> int:
+    """Pages the whole query touched: the top node's shared hit + read."""
+    first = re.search(r"Buffers: shared((?: \w+=\d+)+)", plan)
+    assert first is not None, plan
+    return sum(int(n) for n in re.findall(r"=(\d+)", first.group(1)))
+
+
+def test_index_turns_the_leaderboards_seq_scan_into_an_index_scan(stack: Stack) -> None:
+    """Without the index the leaderboard scans all submissions; with it, a few pages."""
+    assert not stack.has_index()
+    before = stack.explain_leaderboard(analyze=True)
+    assert "Seq Scan on submissions" in before and sql.INDEX_NAME not in before
+    stack.add_index()
+    try:
+        assert stack.has_index()
+        after = stack.explain_leaderboard(analyze=True)
+        assert "Seq Scan on submissions" not in after
+        assert f"Index Scan using {sql.INDEX_NAME} on submissions" in after
+        # Pages read is exact for given data, where time is not: the ratio is about 40.
+        assert _buffers(before) > 10 * _buffers(after)
+        fast = requests.get(f"{stack.url}/leaderboard", timeout=30).json()["rows"]
+        assert fast == _leaderboard_in_python(stack.dsn)
+    finally:
+        stack.drop_index()
+    assert not stack.has_index()
+
+
+def test_metrics_parse_and_pool_gauges_follow_the_load(stack: Stack) -> None:
+    """Under two clients' submits the pool lends two connections; counts match the requests."""
+    before = _scrape(stack)
+    assert before[("db_pool_size", ())] == WORKERS * 4
+    assert before[("app_workers", ())] == WORKERS
+    peaks = _load_while_sampling(stack, clients=2, requests_each=25)
+    after = _scrape(stack)
+    assert _submits(after) - _submits(before) == 50
+    # Each submit holds its connection 20 ms for the judge, so both are seen in flight.
+    assert peaks["db_pool_in_use"] == 2 and peaks["app_workers_busy"] == 2
+    assert peaks["db_pool_waiting"] == 0
+    for gauge in ("db_pool_in_use", "db_pool_waiting", "app_workers_busy"):
+        assert after[(gauge, ())] == 0
+    histogram = ("http_request_duration_seconds_count", (("endpoint", "submit"),))
+    assert after[histogram] - before.get(histogram, 0) == 50
+
+
+def test_db_metrics_counts_connections_and_commits(stack: Stack) -> None:
+    """db_metrics gives floats: the pools' open connections, and commits that grow."""
+    first = stack.db_metrics()
+    assert all(isinstance(value, float) for value in first.values())
+    assert _wait_until(lambda: stack.db_metrics()["pg_connections"] == WORKERS * 4)
+    requests.get(f"{stack.url}/problems", timeout=30).raise_for_status()
+    assert _wait_until(
+        lambda: stack.db_metrics()["pg_xact_commit_total"] > first["pg_xact_commit_total"]
+    )
+    assert first["pg_submissions_rows"] >= 250_000
+
+
+def test_cache_spares_the_database_and_restart_keeps_the_url(stack: Stack) -> None:
+    """With the cache on, repeated leaderboards hit the database once per worker at most."""
+    url = stack.url
+    stack.restart(cache=True, cache_ttl=600)
+    try:
+        assert stack.url == url and stack.settings.cache
+        scans = stack.db_metrics()["pg_submissions_seq_scan_total"]
+        for _ in range(12):
+            requests.get(f"{stack.url}/leaderboard", timeout=30).raise_for_status()
+        metrics = _scrape(stack)
+        misses = metrics[("app_cache_requests_total", (("result", "miss"),))]
+        hits = metrics[("app_cache_requests_total", (("result", "hit"),))]
+        assert hits + misses == 12 and 1 <= misses <= WORKERS
+        # One sequential scan of submissions per leaderboard computed, none per cache hit.
+        assert _wait_until(
+            lambda: stack.db_metrics()["pg_submissions_seq_scan_total"] == scans + misses
+        )
+    finally:
+        stack.restart(cache=False)
+
+
+def test_threads_beyond_the_pool_wait_for_connections(stack: Stack) -> None:
+    """One worker of four threads with a pool of one: the other submits wait for it."""
+    stack.restart(workers=1, threads=4, pool_size=1)
+    try:
+        assert _scrape(stack)[("app_workers", ())] == 4
+        peaks = _load_while_sampling(stack, clients=3, requests_each=15)
+        assert peaks["db_pool_in_use"] == 1
+        assert 1 <= peaks["db_pool_waiting"] <= 2
+    finally:
+        stack.restart(workers=WORKERS, threads=1, pool_size=4)
+
+
+def test_stop_leaves_no_process_and_no_directory(parent: Path) -> None:
+    """stop() ends PostgreSQL, gunicorn, its workers and the watchdog and removes the files."""
+    stack = start_stack(parent_dir=str(parent), **SMALL)
+    running = _leftovers(parent)
+    names = " ".join(p.name() for p in running)
+    assert "postgres" in names and stack.directory.exists()
+    assert {p.pid for p in running} >= set(stack.pids().values())
+    assert len(running) >= 1 + 1 + 2 + 1  # postmaster, gunicorn master, 2 workers, watchdog
+    stack.stop()
+    assert stack.stopped and not stack.directory.exists()
+    _gone, alive = psutil.wait_procs(running, timeout=5)
+    assert alive == []
+
+
+def test_start_failing_on_the_database_port_cleans_up(parent: Path) -> None:
+    """A database port in use fails the start with postgres' reason and leaves nothing."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(StackError, match="postgres exited"):
+            start_stack(db_port=port, parent_dir=str(parent), **SMALL)
+    assert list(parent.iterdir()) == [] and _leftovers(parent) == []
+
+
+def test_start_failing_after_the_database_is_up_cleans_up(parent: Path) -> None:
+    """A site port in use fails the start after PostgreSQL ran and loaded; nothing stays."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            start_stack(port=port, parent_dir=str(parent), **SMALL)
+    assert list(parent.iterdir()) == [] and _leftovers(parent) == []
+
+
+def test_an_exception_in_the_with_block_stops_the_stack(parent: Path) -> None:
+    """Leaving the with block by an exception still stops everything."""
+    with (
+        pytest.raises(RuntimeError, match="test body"),
+        start_stack(parent_dir=str(parent), **SMALL) as stack,
+    ):
+        assert requests.get(stack.url, timeout=10).status_code == 200
+        raise RuntimeError("test body failed")
+    assert list(parent.iterdir()) == [] and _leftovers(parent) == []
+
+
+def test_bad_settings_raise_before_anything_starts(parent: Path) -> None:
+    """A bad setting is a ConfigError naming it, and nothing was started."""
+    with pytest.raises(ConfigError, match="workers=0"):
+        start_stack(workers=0, parent_dir=str(parent))
+    with pytest.raises(ConfigError, match="cache_ttl"):
+        start_stack(cache_ttl=-1, parent_dir=str(parent))
+    assert list(parent.iterdir()) == []
+
+
+_OWNER = """
+import json, sys, time
+from notebookswarm._demo.stack import start_stack
+stack = start_stack(parent_dir=sys.argv[1], contests=3, users=50, submissions=600)
+print(json.dumps({"directory": str(stack.directory), "url": stack.url}), flush=True)
+time.sleep(120)
+"""
+
+
+def test_watchdog_cleans_up_after_a_killed_owner(parent: Path) -> None:
+    """When the owning process is killed, the watchdog ends the stack and removes its files."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(parent)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline()  # the owner prints once the stack serves, or dies
+        started = json.loads(line)
+        assert requests.get(started["url"], timeout=10).status_code == 200
+        assert len(_leftovers(parent)) >= 4
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
+    assert _wait_until(lambda: _leftovers(parent) == [] and not os.listdir(parent))
