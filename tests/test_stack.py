@@ -130,7 +130,7 @@ def test_endpoints_answer_the_running_contest(stack: Stack) -> None:
     assert index["contest"]["name"] == "Weekly Contest 50"
     problems = requests.get(f"{stack.url}/problems", timeout=10).json()["problems"]
     with psycopg.connect(stack.dsn) as conn:
-        counts = dict(
+        counts: dict[int, int] = dict(
             conn.execute(
                 "SELECT problem_id, count(*) FROM submissions WHERE contest_id = 50 GROUP BY 1"
             ).fetchall()
@@ -176,7 +176,7 @@ def _leaderboard_in_python(dsn: str) -> list[dict[str, Any]]:
             "SELECT user_id, problem_id, submitted_at FROM submissions "
             "WHERE contest_id = 50 AND verdict = 'AC'"
         ).fetchall()
-        names = dict(conn.execute("SELECT id, username FROM users").fetchall())
+        names: dict[int, str] = dict(conn.execute("SELECT id, username FROM users").fetchall())
     firsts: dict[tuple[int, int], Any] = {}
     for user, problem, at in rows:
         firsts[user, problem] = min(at, firsts.get((user, problem), at))
