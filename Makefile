@@ -63,7 +63,17 @@ browser-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && apt-get install -y -qq chromium; }
 
-unit: $(VENV)/.installed-test browser-deps
+# The real demo stack (nbs.demo.start_stack) runs Debian's PostgreSQL server; its tests too.
+# Only the binaries are wanted: no system cluster is created (and so none started on 5432).
+.PHONY: db-deps
+db-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the real demo stack"; \
+	  mkdir -p /etc/postgresql-common && \
+	  echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+unit: $(VENV)/.installed-test browser-deps db-deps
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
