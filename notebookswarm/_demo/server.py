@@ -4,7 +4,9 @@ A contest request (login, problems, a problem, submit, leaderboard) waits for on
 ``workers`` request workers — the line in front of uwsgi's processes — then goes
 through the simulated database (:mod:`notebookswarm._demo.database`). ``/admin/*`` and
 ``/metrics`` take neither a worker nor a connection and ignore stalls, so a notebook can
-always see and steer the site, however overloaded it is.
+always see and steer the site, however overloaded it is. ``/metrics`` speaks Prometheus
+text exposition (:mod:`notebookswarm._demo.exposition`); ``/admin/metrics`` answers the
+same numbers as one JSON object (``DemoTarget.metrics()``).
 
 A stall (``POST /admin/stall?seconds=N``) freezes the site like a long GC pause or a
 suspended process: a contest request that arrives during the next N seconds is held
@@ -25,9 +27,11 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote
 
 import gevent
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from notebookswarm._demo.contest import Contest
 from notebookswarm._demo.database import Database, DatabaseCounters, PoolTimeout, Slots
+from notebookswarm._demo.exposition import registry_for, render
 from notebookswarm._demo.settings import ROUTES, Settings, check_stall
 from notebookswarm.errors import ConfigError
 
@@ -97,6 +101,7 @@ class Site:
         self.stalled_until = 0.0
         self.in_flight = 0
         self.reset_metrics()
+        self.registry = registry_for(self)
 
     def reset_metrics(self) -> None:
         """Start the cumulative counters afresh (requests in flight stay counted)."""
@@ -122,7 +127,10 @@ class Site:
         path: str = environ["PATH_INFO"]
         headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
         try:
-            if path == "/metrics" or path.startswith("/admin/"):
+            if path == "/metrics" and method == "GET":
+                headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+                body = render(self.registry)
+            elif path == "/metrics" or path.startswith("/admin/"):
                 body = self._admin(method, path, environ)
             else:
                 body = self._contest(method, path, environ, headers)
@@ -221,15 +229,16 @@ class Site:
     def _admin(self, method: str, path: str, environ: dict[str, Any]) -> bytes:
         allowed = {
             "/metrics": ("GET",),
+            "/admin/metrics": ("GET",),
             "/admin/config": ("GET", "POST"),
             "/admin/stall": ("POST",),
             "/admin/reset": ("POST",),
         }.get(path)
         if allowed is None:
-            raise HttpError(404, f"no admin page at {path!r}: see /admin/config, /metrics")
+            raise HttpError(404, f"no admin page at {path!r}: see /admin/config, /admin/metrics")
         if method not in allowed:
             raise HttpError(405, f"{path} takes {' or '.join(allowed)}, not {method}")
-        if path == "/metrics":
+        if path == "/admin/metrics":
             return _json(self.metrics())
         if path == "/admin/config":
             if method == "POST":

@@ -139,6 +139,11 @@ class DemoTarget:
         return self.process.pid
 
     @property
+    def metrics_url(self) -> str:
+        """The Prometheus text exposition of the site's metrics (what ``watch`` reads)."""
+        return f"{self.url}/metrics"
+
+    @property
     def running(self) -> bool:
         """Whether the server process is still alive."""
         return self.process.poll() is None
@@ -162,7 +167,7 @@ class DemoTarget:
 
     def metrics(self) -> dict[str, Any]:
         """Return the server's counters and gauges (see docs/demo-target.md)."""
-        return dict(self._call("GET", "/metrics"))
+        return dict(self._call("GET", "/admin/metrics"))
 
     def reset_metrics(self) -> dict[str, Any]:
         """Start the server's counters afresh and return them."""
@@ -285,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo contest site at {url}  (Ctrl-C to stop)")
         print(f"  settings: {json.dumps(settings.to_dict())}")
         print(f"  capacity: about {settings.capacity():.0f} requests/s per endpoint, uncached")
-        print(f"  metrics:  curl {url}/metrics", flush=True)
+        print(f"  metrics:  curl {url}/metrics  (Prometheus text; JSON: {url}/admin/metrics)")
+        print("  watch it: swarm.watch(target.metrics_url)", flush=True)
 
     try:
         return serve(settings, args.host, args.port, announce)
