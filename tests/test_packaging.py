@@ -114,18 +114,28 @@ def absolute_links_only(markdown: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel ``python -m build`` makes from this checkout."""
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist and wheel ``python -m build`` makes from this checkout, as ``make dist`` does.
+
+    The wheel is built from the sdist, in a clean directory: a wheel built straight from the
+    checkout can pick up stale modules from an old ``build/`` there.
+    """
     out = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
         capture_output=True,
         text=True,
         timeout=PIP_TIMEOUT,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    (built,) = out.glob("notebookswarm-*.whl")
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    """The built wheel."""
+    (built,) = dist.glob("notebookswarm-*.whl")
     return built
 
 
@@ -159,13 +169,15 @@ def venv_processes(env: Env) -> list[psutil.Process]:
     return found
 
 
-def assert_no_venv_process_left(env: Env) -> None:
+def reap_venv_processes(env: Env) -> list[str]:
+    """Wait up to 10 s for the venv's processes to end; kill and name any still there."""
     deadline = time.monotonic() + 10
     while (left := venv_processes(env)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for proc in left:  # reap what a failure left, then fail
+    for proc in left:
         proc.kill()
-    assert not left, f"processes outlived their swarm: {[p.info['cmdline'] for p in left]}"
+    psutil.wait_procs(left, timeout=5)
+    return [" ".join(proc.info["cmdline"] or []) for proc in left]
 
 
 def test_readme_on_the_index_has_absolute_links_only() -> None:
@@ -187,17 +199,20 @@ def test_link_check_catches_relative_links() -> None:
 
 
 @pytest.mark.timeout(PIP_TIMEOUT)
-def test_wheel_metadata_passes_twine_check(wheel: Path) -> None:
-    """``twine check --strict`` accepts the wheel: its readme renders on an index."""
+def test_dist_passes_twine_check(dist: Path) -> None:
+    """``twine check --strict`` accepts the sdist and the wheel: their readme renders on an
+    index."""
+    files = sorted(str(f) for f in dist.iterdir())
+    assert len(files) == 2, files
     done = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", str(wheel)],
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "PASSED" in done.stdout
+    assert done.stdout.count("PASSED") == 2
 
 
 @pytest.mark.timeout(PIP_TIMEOUT)
@@ -230,15 +245,18 @@ def test_a_swarm_runs_from_the_wheel(core_env: Env) -> None:
     statistics count, and leaves no process behind."""
     script = core_env.workdir / "swarm_from_wheel.py"
     script.write_text(SWARM_SCRIPT)
-    with CountingServer() as target:
-        done = core_env.run(str(script), target.url, timeout=120)
-        assert done.returncode == 0, done.stderr[-3000:]
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        assert result["requests"] == target.count("GET", "/packaged") > 0
+    try:
+        with CountingServer() as target:
+            done = core_env.run(str(script), target.url, timeout=120)
+            assert done.returncode == 0, done.stderr[-3000:]
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            assert result["requests"] == target.count("GET", "/packaged") > 0
+    finally:
+        left = reap_venv_processes(core_env)
+    assert not left, f"processes outlived their swarm: {left}"
     assert result["failures"] == 0
     assert str(core_env.path) in result["file"]  # the wheel, not the checkout
     assert not result["gevent"]  # the controller side stays unpatched
-    assert_no_venv_process_left(core_env)
 
 
 @pytest.mark.timeout(PIP_TIMEOUT)
@@ -249,7 +267,12 @@ def test_a_notebook_runs_headless_from_the_wheel(notebook_env: Env) -> None:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS]
     path = notebook_env.workdir / "tiny.ipynb"
     nbformat.write(notebook, path)
-    done = notebook_env.run("-c", RUN_NOTEBOOK, str(path), str(notebook_env.workdir), timeout=240)
+    try:
+        done = notebook_env.run(
+            "-c", RUN_NOTEBOOK, str(path), str(notebook_env.workdir), timeout=240
+        )
+    finally:
+        left = reap_venv_processes(notebook_env)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "executed 4 cells" in done.stdout
-    assert_no_venv_process_left(notebook_env)
+    assert not left, f"processes outlived the kernel: {left}"
