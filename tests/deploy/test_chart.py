@@ -256,3 +256,46 @@ def test_the_probe_passes_while_the_master_listens_and_fails_after() -> None:
     while subprocess.run(probe, timeout=10).returncode == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert subprocess.run(probe, timeout=10).returncode == 1
+
+
+# Values whose content is Kubernetes' own structure: documented as a whole, not key by key.
+FREE_FORM = {
+    "resources",
+    "podSecurityContext",
+    "securityContext",
+    "annotations",
+    "podAnnotations",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "topologySpreadConstraints",
+    "behavior",
+    "readinessProbe",
+    "livenessProbe",
+    "env",
+}
+
+
+def _value_paths(values: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in FREE_FORM:
+            paths |= _value_paths(value, f"{path}.")
+        else:
+            paths.add(path)
+    return paths
+
+
+def test_the_readme_documents_every_value_and_no_other() -> None:
+    """The README's value tables list exactly the values of values.yaml."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", readme, flags=re.MULTILINE))
+    assert documented == _value_paths(values)
+
+
+def test_the_all_on_values_name_only_values_the_chart_has() -> None:
+    """Every key of ci/all-on-values.yaml exists in values.yaml, so none is silently ignored."""
+    defaults = _value_paths(yaml.safe_load((CHART / "values.yaml").read_text()))
+    assert _value_paths(all_on_values()) - defaults == set()
