@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from notebookswarm.cluster.protocol import Update
 from notebookswarm.errors import NotebookSwarmError
 
 
@@ -65,20 +66,20 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(frame: dict[str, Any], target: Any) -> None:
-    if not frame.get("reports"):
+def _progress(frame: Update, target: Any) -> None:
+    if not frame.reports:
         return
     from notebookswarm.stats.requests import RequestStats
 
-    total = RequestStats.from_wire(frame["stats"]).total()
-    span = float(frame.get("span") or 1.0)
+    total = RequestStats.from_wire(frame.stats).total()
+    span = frame.span or 1.0
     p95 = total.latency.percentile(0.95) / 1e6
     try:
         waiting = target.metrics().get("pool_waiters", 0)
     except Exception:
         waiting = "?"
     print(
-        f"  users {frame['users']:4d}  {total.requests / span:7.1f} req/s  p95 {p95:8.1f} ms"
+        f"  users {frame.users:4d}  {total.requests / span:7.1f} req/s  p95 {p95:8.1f} ms"
         f"  failures {total.failures:3d}  requests waiting for the database {waiting}",
         flush=True,
     )

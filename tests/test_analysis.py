@@ -34,16 +34,18 @@ def synthetic_run(plateau: float, steps: list[int], seconds: int = 5) -> Run:
             for _ in range(int(rate)):
                 delta.record_request("GET", "/a", int(latency_ms * 1e6), 10, None)
             data.ingest(
-                {
-                    "start": t,
-                    "end": t + 1,
-                    "state": "running",
-                    "users": users,
-                    "stats": delta.to_wire(),
-                    "workers": [],
-                    "reports": [["w", 0]],
-                    "span": 1.0,
-                }
+                as_update(
+                    {
+                        "start": t,
+                        "end": t + 1,
+                        "state": "running",
+                        "users": users,
+                        "stats": delta.to_wire(),
+                        "workers": [],
+                        "reports": [["w", 0]],
+                        "span": 1.0,
+                    }
+                )
             )
             t += 1
     return Run(data, {"steps": meta_steps})
@@ -91,6 +93,7 @@ def test_compare_reports_deltas_and_changes() -> None:
 
 USERS = """
 from notebookswarm import FastHttpUser, task, constant
+from updates import as_update
 
 class Reader(FastHttpUser):
     wait_time = constant(0)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import notebookswarm as nbs
+from notebookswarm.cluster import protocol
 from notebookswarm.notebook.dashboard import TRACES, Dashboard
 from notebookswarm.notebook.dashboard_model import (
     WARNING,
@@ -23,6 +24,8 @@ from notebookswarm.notebook.dashboard_model import (
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import CountingServer
+
+from updates import as_update
 
 MS = 1_000_000
 
@@ -89,8 +92,10 @@ def test_frames_become_points_of_rates_latencies_and_users() -> None:
     """Each frame with reports adds one point: requests/s and failures/s over its span,
     p50/p95/p99 of its requests in ms, users and target; current rates per endpoint."""
     model = DashboardModel()
-    model.feed(frame(101.0, requests=traffic(8, 2.0) + traffic(2, 50.0, "/slow", failing=1)))
-    model.feed(frame(102.0, state="running", requests=()))  # a second with no requests
+    model.feed(
+        as_update(frame(101.0, requests=traffic(8, 2.0) + traffic(2, 50.0, "/slow", failing=1)))
+    )
+    model.feed(as_update(frame(102.0, state="running", requests=())))  # a second with no requests
     [first, quiet] = model.points
     assert (first.time, first.rps, first.failures_per_s) == (101.0, 10.0, 1.0)
     assert first.p50_ms == pytest.approx(2.0, rel=0.01)
@@ -107,14 +112,16 @@ def test_state_changes_and_idle_seconds_add_no_points() -> None:
     """A state-change frame (no reports) and idle seconds without requests add nothing, so
     the charts freeze; the first point of a new run starts a new line segment."""
     model = DashboardModel()
-    model.feed(frame(101.0, requests=traffic(5, 1.0)))
-    model.feed(frame(101.4, state="stopping", reports=False))
-    model.feed(frame(102.0, state="stopped", users=0, requests=traffic(3, 1.0)))  # the flush
+    model.feed(as_update(frame(101.0, requests=traffic(5, 1.0))))
+    model.feed(as_update(frame(101.4, state="stopping", reports=False)))
+    model.feed(
+        as_update(frame(102.0, state="stopped", users=0, requests=traffic(3, 1.0)))
+    )  # the flush
     assert model.frozen
     for t in (103.0, 104.0):
-        model.feed(frame(t, state="stopped", users=0))
+        model.feed(as_update(frame(t, state="stopped", users=0)))
     assert [p.time for p in model.points] == [101.0, 102.0]
-    model.feed(frame(105.0, state="spawning", users=2, requests=traffic(1, 1.0)))
+    model.feed(as_update(frame(105.0, state="spawning", users=2, requests=traffic(1, 1.0))))
     assert not model.frozen
     assert model.series()["rps"] == [5.0, 3.0, None, 1.0]
 
@@ -123,7 +130,7 @@ def test_charts_keep_a_bounded_window() -> None:
     """Points older than the window before the newest are dropped."""
     model = DashboardModel(window=10.0)
     for t in range(100, 131):
-        model.feed(frame(float(t), requests=traffic(1, 1.0)))
+        model.feed(as_update(frame(float(t), requests=traffic(1, 1.0))))
     assert [p.time for p in model.points] == [float(t) for t in range(120, 131)]
 
 
@@ -131,7 +138,7 @@ def test_seed_draws_a_run_that_happened_before_the_dashboard() -> None:
     """A dashboard opened after (or during) a run starts from the Aggregated history rows."""
     data = RunData()
     for t in (101.0, 102.0):
-        data.ingest(frame(t, requests=traffic(4, 3.0, failing=1)))
+        data.ingest(as_update(frame(t, requests=traffic(4, 3.0, failing=1))))
     model = DashboardModel()
     model.seed(data.history())
     assert [(p.time, p.rps, p.failures_per_s, p.users) for p in model.points] == [
@@ -146,11 +153,11 @@ def test_warning_names_overloaded_workers_and_clears() -> None:
     latencies may include load-generator delay; it clears when the frames say so."""
     model = DashboardModel()
     hot = (worker("w1", cpu=97.0, lag=0.035, overloaded=True), worker("w2"))
-    model.feed(frame(101.0, workers=hot, overloaded=("w1",)))
+    model.feed(as_update(frame(101.0, workers=hot, overloaded=("w1",))))
     assert "w1 (CPU 97%, loop lag 35 ms)" in model.warning
     assert WARNING in model.warning
     assert [w.overloaded for w in model.workers] == [True, False]
-    model.feed(frame(102.0, workers=(worker("w1"), worker("w2"))))
+    model.feed(as_update(frame(102.0, workers=(worker("w1"), worker("w2")))))
     assert model.warning == ""
 
 
@@ -162,8 +169,8 @@ def test_endpoint_rows_join_cumulative_stats_and_current_rates() -> None:
         frame(101.0, requests=traffic(4, 1.0) + traffic(2, 9.0, "/b", failing=2)),
         frame(102.0, requests=traffic(3, 1.0)),
     ):
-        model.feed(f)
-        data.ingest(f)
+        model.feed(as_update(f))
+        data.ingest(as_update(f))
     rows = {r.name: r for r in endpoint_rows(data.stats(), model.current_rps)}
     assert (rows["/"].requests, rows["/"].failures, rows["/"].rps) == (7, 0, 3.0)
     assert (rows["/b"].requests, rows["/b"].failures, rows["/b"].rps) == (2, 2, 0.0)
@@ -199,7 +206,7 @@ class FakeSwarm:
     def __init__(self) -> None:
         self.data = RunData()
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self.callback: Callable[[dict[str, Any]], None] | None = None
+        self.callback: Callable[[protocol.Update], None] | None = None
 
     @property
     def stats(self) -> pd.DataFrame:
@@ -209,13 +216,18 @@ class FakeSwarm:
     def history(self) -> pd.DataFrame:
         return self.data.history()
 
-    def on_frame(self, callback: Callable[[dict[str, Any]], None]) -> None:
+    @property
+    def targets(self) -> tuple[str, int, float]:
+        return (self.data.state, self.data.target_users, self.data.spawn_rate)
+
+    def on_frame(self, callback: Callable[[protocol.Update], None]) -> None:
         self.callback = callback
 
-    def send(self, f: dict[str, Any]) -> None:
-        self.data.ingest(f)
+    def send(self, f: dict[str, Any] | protocol.Update) -> None:
+        update = as_update(f)
+        self.data.ingest(update)
         assert self.callback is not None
-        self.callback(f)
+        self.callback(update)
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: self.calls.append((name, args))

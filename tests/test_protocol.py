@@ -16,30 +16,71 @@ from notebookswarm.cluster import protocol
 from notebookswarm.cluster.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
+    ClassSpec,
     Code,
-    Control,
     ControlReply,
     Failed,
+    GetStatus,
     Goodbye,
+    Hail,
     Heartbeat,
     Hello,
+    LoadCode,
+    LostInterval,
     Message,
     Pace,
     Ping,
     ProtocolError,
     Quit,
+    QuitMaster,
     Refused,
     Report,
+    ReportId,
+    ResetStats,
+    SetTargets,
     Spawn,
+    StartSwarm,
+    Status,
     Stop,
     Stopped,
+    StopSwarm,
+    Targets,
     Update,
     VersionMismatch,
     Welcome,
+    WorkerFailure,
+    WorkerRow,
     decode,
     encode,
 )
 from notebookswarm.errors import NotebookSwarmError
+
+ROW = WorkerRow(
+    id="w1",
+    host="gen-1",
+    pid=4242,
+    cores=4,
+    state="running",
+    users=3,
+    cpu_percent=12.5,
+    loop_lag=0.001,
+    rps=30.0,
+    last_seen=1233.5,
+    error=None,
+    overloaded=False,
+)
+STATUS = Status(
+    state="ready",
+    users=0,
+    target_users=0,
+    spawn_rate=1.0,
+    rate=None,
+    classes=["U"],
+    workers=[ROW],
+    dropped=0,
+    started=1000.0,
+    config={"heartbeat_interval": 1.0},
+)
 
 SAMPLES: list[Message] = [
     Hello(worker_id="w1", host="gen-1", pid=4242, cores=4, version="0.1.0"),
@@ -78,9 +119,44 @@ SAMPLES: list[Message] = [
     Stop(timeout=5.0),
     Quit(),
     Ping(now=1234.5),
-    Control(command="set_users", args={"users": 400, "rate": 20.0}, request_id=1),
-    ControlReply(request_id=1, ok=False, error="no such command", result={}),
-    Update(seq=9, time=1234.0, payload={"workers": {"w1": {"users": 3}}, "errors": []}),
+    Hail(request_id=1),
+    LoadCode(
+        payload=b"class U: ...",
+        fmt="source",
+        classes=[ClassSpec(name="U", weight=1, fixed_count=0)],
+        host=None,
+        options={"stop_timeout": 2.0},
+        request_id=2,
+    ),
+    StartSwarm(targets=Targets(users=400, spawn_rate=20.0), request_id=3),
+    SetTargets(targets=Targets(rate=50.0, max_users=10, arrivals="poisson"), request_id=4),
+    StopSwarm(timeout=None, request_id=5),
+    StopSwarm(timeout=2.0),
+    ResetStats(request_id=6),
+    QuitMaster(request_id=7),
+    GetStatus(request_id=8),
+    ControlReply(request_id=1, refusal="no user code loaded", status=STATUS),
+    ControlReply(request_id=8, refusal=None, status=dataclasses.replace(STATUS, stats={"e": []})),
+    Update(
+        seq=9,
+        time=1234.0,
+        state="running",
+        users=3,
+        target_users=3,
+        spawn_rate=1.0,
+        rate=None,
+        max_users=None,
+        start=1233.0,
+        end=1234.0,
+        stats={"entries": []},
+        workers=[ROW],
+        lost=[LostInterval(worker="w2", since=1200.0, until=1230.0, users=4)],
+        failures=[WorkerFailure(worker="w3", reason="ImportError: x")],
+        reports=[ReportId(worker="w1", seq=4)],
+        span=1.0,
+        overloaded=["w1"],
+        dropped=0,
+    ),
 ]
 
 
@@ -217,9 +293,10 @@ WRONG_FIELDS = [
     (Code, "host", 8080, "code.host: expected str or nil, got int 8080"),
     (Spawn, "targets", {"A": "10"}, r"spawn.targets\['A'\]: expected int >= 0, got str"),
     (Stop, "timeout", "never", "stop.timeout: expected finite float >= 0 or nil"),
-    (ControlReply, "ok", 1, "control_reply.ok: expected bool, got int 1"),
-    (ControlReply, "result", None, "control_reply.result: expected map"),
-    (Control, "request_id", -1, "control.request_id: expected int >= 0, got int -1"),
+    (ControlReply, "refusal", 1, "control_reply.refusal: expected str or nil, got int 1"),
+    (ControlReply, "status", None, "control_reply.status: expected Status map"),
+    (Hail, "request_id", -1, "hail.request_id: expected int >= 0, got int -1"),
+    (StartSwarm, "targets", {"users": 1}, "start_swarm.targets: expected Targets map"),
 ]
 
 
@@ -288,7 +365,7 @@ def test_encode_rejects_ill_typed_message() -> None:
 def test_encode_rejects_unpackable_opaque_value() -> None:
     """Encoding an opaque map holding something msgpack cannot carry raises ProtocolError."""
     with pytest.raises(ProtocolError, match="cannot encode update"):
-        encode(Update(seq=1, time=0.0, payload={"s": {1, 2}}))
+        encode(dataclasses.replace(SAMPLES[-1], stats={"s": {1, 2}}))  # type: ignore[type-var]
 
 
 def test_encode_rejects_non_messages() -> None:
@@ -347,14 +424,16 @@ def strategy_for(spec: object) -> st.SearchStrategy[Any]:
         bool: st.booleans(),
         bytes: st.binary(max_size=16),
     }
+    if isinstance(spec, type) and dataclasses.is_dataclass(spec):  # a nested record
+        return message_strategy(spec)
     return simple[spec]
 
 
-def field_names(cls: type[Message]) -> list[str]:
+def field_names(cls: type[Any]) -> list[str]:
     return [field.name for field in dataclasses.fields(cls)]
 
 
-def message_strategy(cls: type[Message]) -> st.SearchStrategy[Message]:
+def message_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
     hints = get_type_hints(cls, include_extras=True)
     fields = {name: strategy_for(hints[name]) for name in field_names(cls)}
     return st.builds(cls, **fields)

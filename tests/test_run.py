@@ -13,6 +13,8 @@ from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.stats.requests import RequestStats
 
+from updates import as_update
+
 T0 = 1_700_000_000
 TABLES = ("stats", "history", "errors", "exceptions", "workers")
 
@@ -49,21 +51,23 @@ def make_run(updates: int = 30, fine_seconds: float = 600.0) -> Run:
             except ValueError as exc:
                 stats.record_exception(exc)
         data.ingest(
-            {
-                "start": T0 + i,
-                "end": T0 + i + 1,
-                "state": "running",
-                "users": 20,
-                "target_users": 20,
-                "spawn_rate": 10.0,
-                "stats": stats.to_wire(),
-                "workers": [_worker(0), _worker(1, "ImportError: no module named x")],
-                "lost": [{"worker": "w9", "since": T0, "until": T0 + 2, "users": 3}]
-                if i == 2
-                else [],
-                "failures": [],
-                "dropped": 0,
-            }
+            as_update(
+                {
+                    "start": T0 + i,
+                    "end": T0 + i + 1,
+                    "state": "running",
+                    "users": 20,
+                    "target_users": 20,
+                    "spawn_rate": 10.0,
+                    "stats": stats.to_wire(),
+                    "workers": [_worker(0), _worker(1, "ImportError: no module named x")],
+                    "lost": [{"worker": "w9", "since": T0, "until": T0 + 2, "users": 3}]
+                    if i == 2
+                    else [],
+                    "failures": [],
+                    "dropped": 0,
+                }
+            )
         )
     return Run(data, {"host": "http://127.0.0.1:8080", "started": T0, "users": 20})
 

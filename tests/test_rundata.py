@@ -18,6 +18,8 @@ from notebookswarm.notebook.frames import STATS_COLUMNS, stats_frame
 from notebookswarm.notebook.rundata import HISTORY_COLUMNS, WORKER_COLUMNS, RunData
 from notebookswarm.stats.requests import RequestStats
 
+from updates import as_update
+
 T0 = 60 * 28_333_334  # a whole minute, in November 2023
 Key = tuple[str, str]
 Latencies = dict[Key, list[int]]
@@ -128,7 +130,7 @@ def timeline() -> list[tuple[dict[str, Any], Latencies]]:
 def fed(updates: Sequence[tuple[dict[str, Any], Latencies]], **kwargs: Any) -> RunData:
     data = RunData(**kwargs)
     for p, _ in updates:
-        data.ingest(p)
+        data.ingest(as_update(p))
     return data
 
 
@@ -186,8 +188,8 @@ def test_errors_and_exceptions_are_grouped_with_counts() -> None:
     except KeyError as exc:
         stats.record_exception(exc)
     data = RunData()
-    data.ingest(payload(T0, T0 + 1, stats))
-    data.ingest(payload(T0 + 1, T0 + 2, stats))
+    data.ingest(as_update(payload(T0, T0 + 1, stats)))
+    data.ingest(as_update(payload(T0 + 1, T0 + 2, stats)))
     errors = data.errors()
     assert dtypes_of(errors) == ERRORS_DTYPES
     assert errors.values.tolist() == [["GET", "/x", "HTTP 503", 6], ["POST", "/y", "timeout", 2]]
@@ -212,7 +214,7 @@ def test_history_has_a_row_per_update_and_endpoint_plus_aggregated() -> None:
                 for _ in range(rng.randint(1, 20)):
                     record(stats, latencies, key, rng.randint(10**5, 10**9), None)
         end = T0 + i + 1.5
-        data.ingest(payload(T0 + i + 0.5, end, stats, users=100 + i))
+        data.ingest(as_update(payload(T0 + i + 0.5, end, stats, users=100 + i)))
         stamp = pd.Timestamp(end, unit="s", tz="UTC")
         for key, values in latencies.items():
             expected.append((stamp, key[0], key[1], len(values), 100 + i))
@@ -383,7 +385,9 @@ def test_an_hour_of_100_endpoints_stays_under_150_mb() -> None:
         tracemalloc.reset_peak()
         data = RunData()
         for i in range(3600):
-            data.ingest({**patterns[i % len(patterns)], "start": T0 + i, "end": T0 + i + 1})
+            data.ingest(
+                as_update({**patterns[i % len(patterns)], "start": T0 + i, "end": T0 + i + 1})
+            )
         gc.collect()
         retained, peak = tracemalloc.get_traced_memory()
     finally:
@@ -414,8 +418,8 @@ def test_workers_frame_has_documented_columns() -> None:
         for i in range(2)
     ]
     data = RunData()
-    data.ingest(payload(T0, T0 + 1, RequestStats(), workers=rows[:1]))
-    data.ingest(payload(T0 + 1, T0 + 2, RequestStats(), workers=rows))
+    data.ingest(as_update(payload(T0, T0 + 1, RequestStats(), workers=rows[:1])))
+    data.ingest(as_update(payload(T0 + 1, T0 + 2, RequestStats(), workers=rows)))
     frame = data.workers()
     assert list(frame.columns) == WORKER_COLUMNS
     assert dtypes_of(frame) == WORKER_DTYPES
@@ -435,7 +439,7 @@ def test_snapshot_is_independent_of_later_ingests(timeline: list[Any]) -> None:
     stats, history = snap.stats(), snap.history()
     pct = snap.percentiles(by=None)
     for p, _ in timeline[10:]:
-        data.ingest(p)
+        data.ingest(as_update(p))
     assert len(data.history()) > len(history)
     pd.testing.assert_frame_equal(snap.stats(), stats)
     pd.testing.assert_frame_equal(snap.history(), history)

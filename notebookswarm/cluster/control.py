@@ -10,6 +10,7 @@ and only for the reply. No gevent anywhere.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import queue
 import threading
@@ -17,14 +18,13 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake
-from notebookswarm.errors import NotebookSwarmError
+from notebookswarm.errors import ConfigError, NotebookSwarmError
 
 UpdateCallback = Callable[[protocol.Update], None]
 
@@ -43,7 +43,7 @@ class ControlClient:
         self.ping_interval = ping_interval
         self._curve = curve or {}
         self._context = zmq.Context()
-        self._outbox: queue.SimpleQueue[protocol.Control | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[protocol.ControlCommand | None] = queue.SimpleQueue()
         self._pending: dict[int, Future[protocol.ControlReply]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -62,8 +62,12 @@ class ControlClient:
         with self._lock:
             self._callbacks.append(callback)
 
-    def request(self, command: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
-        """Send a command and return the master's result; raise its error as an exception."""
+    def request(self, command: protocol.ControlCommand, timeout: float = 10.0) -> protocol.Status:
+        """Send a command and return the swarm's status after it.
+
+        A refusal by the master (bad state, bad code) is raised as ``ConfigError`` with the
+        master's words; no answer within ``timeout`` as ``MasterUnreachable``.
+        """
         if not self._thread.is_alive():
             raise MasterUnreachable("this connection to the master is closed")
         request_id = next(self._ids)
@@ -72,20 +76,21 @@ class ControlClient:
             if self._key_refused:
                 raise MasterUnreachable(f"{self.endpoint}: {self.refused}")
             self._pending[request_id] = future
-        self._outbox.put(protocol.Control(command=command, args=args, request_id=request_id))
+        self._outbox.put(dataclasses.replace(command, request_id=request_id))
         try:
             reply = future.result(timeout)
         except TimeoutError:
             raise MasterUnreachable(
-                f"the master at {self.endpoint} did not answer {command!r} within {timeout:g} s"
+                f"the master at {self.endpoint} did not answer {command.KIND!r} "
+                f"within {timeout:g} s"
                 + (f": {self.refused}" if self.refused else "")
             ) from None
         finally:
             with self._lock:
                 self._pending.pop(request_id, None)
-        if not reply.ok:
-            raise NotebookSwarmError(reply.error or f"the master refused {command!r}")
-        return reply.result
+        if reply.refusal is not None:
+            raise ConfigError(reply.refusal)
+        return reply.status
 
     def close(self) -> None:
         """Stop the background thread and close the socket."""
@@ -101,13 +106,13 @@ class ControlClient:
             sock.setsockopt(option, value)
         monitor = sock.get_monitor_socket(HANDSHAKE_FAILURES) if self._curve else None
         sock.connect(self.endpoint)
-        unsent: collections.deque[protocol.Control] = collections.deque()
+        unsent: collections.deque[protocol.ControlCommand] = collections.deque()
         next_ping = 0.0
         try:
             while True:
                 now = time.monotonic()
                 if now >= next_ping:
-                    ping = protocol.Control(command="ping", args={}, request_id=0)
+                    ping = protocol.Hail()
                     _send_now(sock, ping)  # a ping that finds no session is simply skipped
                     next_ping = now + self.ping_interval
                 while True:
@@ -170,7 +175,7 @@ class ControlClient:
             self.refused = message.reason
 
 
-def _send_now(sock: zmq.Socket[bytes], message: protocol.Control) -> bool:
+def _send_now(sock: zmq.Socket[bytes], message: protocol.ControlCommand) -> bool:
     """Send without blocking; return False when the socket has no session to send to."""
     try:
         sock.send(protocol.encode(message), zmq.NOBLOCK)

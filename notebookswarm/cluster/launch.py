@@ -62,19 +62,9 @@ def master_command(
         str(worker_port),
         "--control-port",
         str(control_port),
-        "--heartbeat-interval",
-        str(config.heartbeat_interval),
-        "--heartbeat-timeout",
-        str(config.heartbeat_timeout),
-        "--master-timeout",
-        str(config.master_timeout),
-        "--controller-timeout",
-        str(config.controller_timeout),
-        "--report-interval",
-        str(config.report_interval),
+        "--config",  # every field, whole: nothing is lost in a translation to flags
+        config.to_json(),
     ]
-    if config.standalone:
-        cmd.append("--standalone")
     if keys is not None:
         cmd += ["--keys", str(keys)]
     return cmd

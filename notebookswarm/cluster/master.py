@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -214,38 +215,48 @@ class MasterServer:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the master's command line."""
-    d = MasterConfig()
+    """Parse the master's command line (flags override fields of ``--config``)."""
     p = argparse.ArgumentParser(prog="python -m notebookswarm.master")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     p.add_argument("--worker-port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("--keys", type=Path, help="CurveZMQ key folder; required beyond 127.0.0.1")
     p.add_argument(
+        "--config", help="every MasterConfig field as JSON (how a Swarm starts its master)"
+    )
+    p.add_argument(
         "--standalone",
         action="store_true",
+        default=None,
         help="a service: keep running when no controller is connected",
     )
-    p.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval)
-    p.add_argument("--heartbeat-timeout", type=float, default=d.heartbeat_timeout)
-    p.add_argument("--master-timeout", type=float, default=d.master_timeout)
-    p.add_argument("--controller-timeout", type=float, default=d.controller_timeout)
-    p.add_argument("--report-interval", type=float, default=d.report_interval)
+    for name in _TIMING_FLAGS:
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
     return p.parse_args(argv)
+
+
+#: MasterConfig fields that are also flags of their own, for people starting a master by hand.
+_TIMING_FLAGS = (
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "master_timeout",
+    "controller_timeout",
+    "report_interval",
+)
+
+
+def config_from(args: argparse.Namespace) -> MasterConfig:
+    """Build the config: ``--config`` whole, then any flag given on top of it."""
+    config = MasterConfig.from_json(args.config) if args.config else MasterConfig()
+    flags = {name: getattr(args, name) for name in (*_TIMING_FLAGS, "standalone")}
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the master until it is told to quit or its controller goes silent."""
     args = parse_args(argv)
-    config = MasterConfig(
-        heartbeat_interval=args.heartbeat_interval,
-        heartbeat_timeout=args.heartbeat_timeout,
-        master_timeout=args.master_timeout,
-        controller_timeout=args.controller_timeout,
-        report_interval=args.report_interval,
-        standalone=args.standalone,
-    )
     try:
+        config = config_from(args)
         server = MasterServer(config, args.bind, args.worker_port, args.control_port, args.keys)
     except ConfigError as exc:
         print(f"notebookswarm master: {exc}", file=sys.stderr)

@@ -8,19 +8,21 @@ process owns the sockets and the clock; everything here is tested without either
 Swarm states: ``ready`` (nothing asked yet), ``spawning``, ``running``, ``stopping``,
 ``stopped``. Worker states: ``ready``, ``spawning``, ``running``, ``stopped``, ``lost``.
 
-To add a control command: 1. add a ``_cmd_<name>`` method that takes ``(args, now)`` and
-returns ``(result, outgoing)``; 2. list it in ``docs/distributed.md`` (Protocol); 3. test it here.
+To add a control command: 1. declare its message in :mod:`~notebookswarm.cluster.protocol`
+and add it to ``ControlCommand``; 2. add its ``case`` to :meth:`MasterState._run` (mypy
+says so until you do); 3. list it in ``docs/distributed.md`` (Protocol); 4. test it here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
-from notebookswarm._checks import check_count, check_rate
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.dispatch import (
     UserClassSpec,
@@ -30,7 +32,7 @@ from notebookswarm.cluster.dispatch import (
     split_rate,
     split_users,
 )
-from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.errors import ConfigError
 from notebookswarm.stats.requests import RequestStats
 
 #: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
@@ -66,6 +68,35 @@ class MasterConfig:
     saturated_cpu: float = 90.0
     saturated_beats: int = 3
 
+    def to_json(self) -> str:
+        """Serialise every field, for the trip to a master process (``--config``)."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> MasterConfig:
+        """Read a config written by :meth:`to_json`; unknown or ill-typed fields are refused."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"--config is not JSON ({exc}): pass MasterConfig.to_json()"
+            ) from None
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"--config must be a JSON object of MasterConfig fields, got {text!r}"
+            )
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"--config has unknown fields {unknown}: use {sorted(known)}")
+        for name, value in values.items():
+            kind = type(getattr(cls(), name))
+            if kind is float and type(value) is int:
+                values[name] = value = float(value)
+            if type(value) is not kind:
+                raise ConfigError(f"--config {name}={value!r}: expected {kind.__name__}")
+        return cls(**values)
+
 
 @dataclass
 class WorkerInfo:
@@ -93,22 +124,22 @@ class WorkerInfo:
             cpu > config.saturated_cpu for cpu in self.recent_cpu
         )
 
-    def row(self) -> dict[str, Any]:
-        """Describe the worker for an update frame."""
-        return {
-            "id": self.worker_id,
-            "host": self.host,
-            "pid": self.pid,
-            "cores": self.cores,
-            "state": self.state,
-            "users": sum(self.users.values()),
-            "cpu_percent": self.cpu_percent,
-            "loop_lag": self.loop_lag,
-            "rps": self.rps,
-            "last_seen": self.last_seen,
-            "error": self.error,
-            "overloaded": self.overloaded(),
-        }
+    def row(self) -> protocol.WorkerRow:
+        """Describe the worker for an update frame or a status."""
+        return protocol.WorkerRow(
+            id=self.worker_id,
+            host=self.host,
+            pid=self.pid,
+            cores=self.cores,
+            state=self.state,
+            users=sum(self.users.values()),
+            cpu_percent=self.cpu_percent,
+            loop_lag=self.loop_lag,
+            rps=self.rps,
+            last_seen=self.last_seen,
+            error=self.error,
+            overloaded=self.overloaded(),
+        )
 
     def overloaded(self) -> bool:
         """Say whether this worker's own delay may be in its latencies (CPU or loop lag)."""
@@ -149,7 +180,7 @@ class MasterState:
 
     def __init__(self, config: MasterConfig, now: float) -> None:
         self.config = config
-        self.state = "ready"
+        self.state: protocol.SwarmState = "ready"
         self.workers: dict[str, WorkerInfo] = {}
         self.controllers: dict[bytes, float] = {}
         self.code: Code | None = None
@@ -161,9 +192,9 @@ class MasterState:
         self.generation = 0
         self._folded = RequestStats()  # everything up to the last update
         self.pending = RequestStats()
-        self.pending_lost: list[dict[str, Any]] = []
-        self.pending_failures: list[dict[str, Any]] = []
-        self.pending_reports: list[list[Any]] = []
+        self.pending_lost: list[protocol.LostInterval] = []
+        self.pending_failures: list[protocol.WorkerFailure] = []
+        self.pending_reports: list[protocol.ReportId] = []
         self.pending_seconds: dict[str, float] = {}  # per worker: seconds its reports cover
         self.dropped = 0
         self.started = now
@@ -254,7 +285,7 @@ class MasterState:
         # Merged once here and folded into the total once per update: histogram merging is
         # most of the master's work, so it must not happen twice per report.
         self.pending.merge(delta)
-        self.pending_reports.append([msg.worker_id, msg.seq])
+        self.pending_reports.append(protocol.ReportId(worker=msg.worker_id, seq=msg.seq))
         span = msg.end - msg.start
         self.pending_seconds[msg.worker_id] = self.pending_seconds.get(msg.worker_id, 0.0) + span
         requests = sum(stats.requests for stats in delta.endpoints.values())
@@ -280,7 +311,9 @@ class MasterState:
         worker, out = self._known(msg.worker_id, now)
         if worker is not None:
             worker.error = msg.reason
-        self.pending_failures.append({"worker": msg.worker_id, "reason": msg.reason})
+        self.pending_failures.append(
+            protocol.WorkerFailure(worker=msg.worker_id, reason=msg.reason)
+        )
         out += self._redispatch()  # a worker that cannot run users leaves them to the others
         self._settle()
         return out
@@ -372,155 +405,135 @@ class MasterState:
     # --- controllers -----------------------------------------------------------------
 
     def on_control(self, identity: bytes, message: protocol.Message, now: float) -> list[Out]:
-        """Handle one message from a controller socket."""
+        """Handle one message from a controller socket: run the command, reply, send."""
         self.controllers[identity] = now
         self.last_controller = now
-        if not isinstance(message, protocol.Control):
+        if not isinstance(message, protocol.CONTROL_COMMANDS):
             self.dropped += 1
             return []
-        command = getattr(self, f"_cmd_{message.command}", None)
-        if command is None:
-            known = sorted(n[5:] for n in dir(self) if n.startswith("_cmd_"))
-            return [
-                self._reply(
-                    identity,
-                    message,
-                    error=(f"unknown command {message.command!r}: use one of {known}"),
-                )
-            ]
+        command: protocol.ControlCommand = message
         try:
-            result, out = command(message.args, now)
-        except (ConfigError, NotebookSwarmError) as exc:
-            return [self._reply(identity, message, error=str(exc))]
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            self.dropped += 1
-            text = f"malformed {message.command!r} arguments: {type(exc).__name__}: {exc}"
-            return [self._reply(identity, message, error=text)]
-        return [self._reply(identity, message, result=result), *out]
+            out = self._run(command, now)
+        except ConfigError as exc:
+            return [self._reply(identity, command, refusal=str(exc))]
+        return [self._reply(identity, command), *out]
 
-    @staticmethod
-    def _reply(
-        identity: bytes,
-        request: protocol.Control,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> Out:
-        reply = protocol.ControlReply(
-            request_id=request.request_id, ok=error is None, error=error, result=result or {}
+    def _run(self, command: protocol.ControlCommand, now: float) -> list[Out]:
+        """Carry out one command; raise ConfigError to refuse it with a reason."""
+        match command:
+            case protocol.Hail() | protocol.GetStatus():
+                return []
+            case protocol.LoadCode():
+                return self._load(command)
+            case protocol.StartSwarm():
+                return self._start(command.targets)
+            case protocol.SetTargets():
+                return self._set(command.targets)
+            case protocol.StopSwarm():
+                return self._stop(command.timeout)
+            case protocol.ResetStats():
+                self._folded = RequestStats()
+                self.pending = RequestStats()
+                return []
+            case protocol.QuitMaster():
+                self.exit_requested = True
+                return self.quit_all()
+            case _:
+                assert_never(command)
+
+    def status(self, with_stats: bool = False) -> protocol.Status:
+        """Describe the swarm as every reply does (with cumulative stats when asked)."""
+        return protocol.Status(
+            state=self.state,
+            users=self.user_count(),
+            target_users=self.target_users,
+            spawn_rate=self.spawn_rate,
+            rate=self.arrivals.rate if self.arrivals else None,
+            classes=[s.name for s in self.code.specs] if self.code else [],
+            workers=[w.row() for w in self.workers.values()],
+            dropped=self.dropped,
+            started=self.started,
+            config=dataclasses.asdict(self.config),
+            stats=self.total.to_wire() if with_stats else None,
         )
+
+    def _reply(
+        self, identity: bytes, command: protocol.ControlCommand, refusal: str | None = None
+    ) -> Out:
+        status = self.status(with_stats=isinstance(command, protocol.GetStatus))
+        reply = protocol.ControlReply(request_id=command.request_id, refusal=refusal, status=status)
         return ("control", identity, reply)
 
-    def _cmd_ping(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        return {"state": self.state, "users": self.user_count()}, []
-
-    def _cmd_load(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        specs = [
-            UserClassSpec(
-                name=str(c["name"]), weight=int(c["weight"]), fixed_count=int(c["fixed_count"])
-            )
-            for c in args["classes"]
-        ]
+    def _load(self, command: protocol.LoadCode) -> list[Out]:
+        specs = [UserClassSpec(c.name, c.weight, c.fixed_count) for c in command.classes]
         if not specs:
             raise ConfigError("no user classes in the code: define at least one User subclass")
-        if self.state in ("spawning", "running"):
+        if self.state in ("spawning", "running", "stopping"):
             raise ConfigError("the swarm is running: stop it before loading new user code")
-        fmt = args["fmt"]
         message = protocol.Code(
-            payload=args["payload"],
-            fmt=fmt,
+            payload=command.payload,
+            fmt=command.fmt,
             classes=[s.name for s in specs],
-            host=args.get("host"),
-            options=dict(args.get("options") or {}),
+            host=command.host,
+            options=dict(command.options),
         )
-        protocol.encode(message)  # refuse now what could not be sent to workers later
         self.code = Code(message, specs)
-        return {"classes": message.classes}, [
-            ("worker", w.identity, message) for w in self.workers.values() if w.state != "lost"
-        ]
+        return [("worker", w.identity, message) for w in self.workers.values() if w.state != "lost"]
 
-    def _cmd_start(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+    def _start(self, targets: protocol.Targets) -> list[Out]:
         if self.code is None:
             raise ConfigError("no user code loaded: load user classes before starting")
-        if "rate" in args or (
-            self.arrivals is not None and not {"users", "spawn_rate"} & set(args)
-        ):
-            return self._start_arrivals(args)
+        closed = targets.users is not None or targets.spawn_rate is not None
+        if targets.rate is not None or (self.arrivals is not None and not closed):
+            return self._start_arrivals(targets)
         self.arrivals = None
-        users = check_count("users", args.get("users", self.target_users))
-        rate = check_rate("spawn_rate", args.get("spawn_rate", self.spawn_rate), _USERS_PER_S)
+        users = self.target_users if targets.users is None else targets.users
         self.class_targets = split_users(users, self.code.specs)
         self.target_users = users
-        self.spawn_rate = rate
+        if targets.spawn_rate is not None:
+            self.spawn_rate = targets.spawn_rate
         self.state = "spawning"
         out = self._redispatch()
         self._settle()
-        return {
-            "targets": self.class_targets,
-            "workers": len(self._alive()),
-            "state": self.state,
-        }, out
+        return out
 
-    def _cmd_set(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
+    def _set(self, targets: protocol.Targets) -> list[Out]:
         """Change users, spawn rate or arrival rate; a swarm that is not running stays so."""
         if self.state in ("spawning", "running"):
-            return self._cmd_start(args, now)
-        if not {"users", "spawn_rate", "rate"} & set(args):
+            return self._start(targets)
+        if targets == protocol.Targets():
             raise ConfigError("set needs users=, spawn_rate= or rate=")
         before, generation = self.state, self.generation
-        self._cmd_start(args, now)  # checks and records the values; nothing is sent
+        self._start(targets)  # records the values; nothing is sent
         self.state, self.generation, self.assignment = before, generation, {}
-        return {"state": self.state, "targets": self.class_targets}, []
+        return []
 
-    def _start_arrivals(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[Out]]:
+    def _start_arrivals(self, targets: protocol.Targets) -> list[Out]:
         old = self.arrivals or Arrivals(rate=0.0, max_users=0)
-        rate = check_rate("rate", args.get("rate", old.rate), _RUNS_PER_S, allow_zero=True)
+        rate = old.rate if targets.rate is None else targets.rate
         if rate > _MAX_RATE:
             raise ConfigError(f"rate {rate:g} is beyond any swarm: pass at most {_MAX_RATE:g}")
-        max_users = check_count("max_users", args.get("max_users", old.max_users), 1)
-        kind = args.get("arrivals", "poisson" if old.poisson else "constant")
-        if kind not in ("constant", "poisson"):
-            raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
-        backlog = args.get("max_backlog", old.max_backlog)
-        if backlog is not None:
-            backlog = check_count("max_backlog", backlog, hint=" (or None: 2 s of arrivals)")
+        max_users = old.max_users if targets.max_users is None else targets.max_users
+        if max_users < 1:
+            raise ConfigError("the open model needs max_users= (at least 1)")
+        kind = targets.arrivals or ("poisson" if old.poisson else "constant")
+        backlog = old.max_backlog if targets.max_backlog is None else targets.max_backlog
         self.arrivals = Arrivals(rate, max_users, kind == "poisson", backlog)
         self.target_users = 0
         self.state = "spawning"
         out = self._redispatch()
         self._settle()
-        return {"rate": self.arrivals.rate, "workers": len(self._alive()), "state": self.state}, out
+        return out
 
-    def _cmd_stop(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        stop = protocol.Stop(timeout=args.get("timeout"))
-        protocol.encode(stop)  # refuse a timeout that could not be sent to workers
+    def _stop(self, timeout: float | None) -> list[Out]:
         if self.state in ("ready", "stopped"):
-            return {"state": self.state}, []
+            return []
+        stop = protocol.Stop(timeout=timeout)
         self.state = "stopping"
         self.assignment = {}
         out: list[Out] = [("worker", w.identity, stop) for w in self._alive()]
         self._settle()
-        return {"state": self.state}, out
-
-    def _cmd_reset(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        self._folded = RequestStats()
-        self.pending = RequestStats()
-        return {}, []
-
-    def _cmd_quit(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        self.exit_requested = True
-        return {}, self.quit_all()
-
-    def _cmd_status(self, args: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Out]]:
-        return {
-            "state": self.state,
-            "users": self.user_count(),
-            "target_users": self.target_users,
-            "spawn_rate": self.spawn_rate,
-            "stats": self.total.to_wire(),
-            "workers": [w.row() for w in self.workers.values()],
-            "dropped": self.dropped,
-            "started": self.started,
-        }, []
+        return out
 
     def quit_all(self) -> list[Out]:
         """Tell every worker to stop and exit."""
@@ -535,15 +548,14 @@ class MasterState:
             silent = now - worker.last_seen
             if worker.state != "lost" and silent > self.config.heartbeat_timeout:
                 worker.state = "lost"
+                since = worker.joined if worker.last_report_end is None else worker.last_report_end
                 self.pending_lost.append(
-                    {
-                        "worker": worker.worker_id,
-                        "since": worker.joined
-                        if worker.last_report_end is None
-                        else worker.last_report_end,
-                        "until": now,
-                        "users": sum(worker.users.values()),
-                    }
+                    protocol.LostInterval(
+                        worker=worker.worker_id,
+                        since=since,
+                        until=now,
+                        users=sum(worker.users.values()),
+                    )
                 )
                 worker.users = {}
                 out += self._redispatch()
@@ -563,27 +575,27 @@ class MasterState:
 
     def update(self, now: float) -> list[Out]:
         """Build the update frame for every live controller and start a new interval."""
-        payload = {
-            "state": self.state,
-            "users": self.user_count(),
-            "target_users": self.target_users,
-            "spawn_rate": self.spawn_rate,
-            "rate": self.arrivals.rate if self.arrivals else None,
-            "max_users": self.arrivals.max_users if self.arrivals else None,
-            "start": self.last_update,
-            "end": now,
-            "stats": self.pending.to_wire(),
-            "workers": [w.row() for w in self.workers.values()],
-            "lost": self.pending_lost,
-            "failures": self.pending_failures,
-            "reports": self.pending_reports,  # which worker reports this delta holds
-            # seconds of a worker's time the delta covers, on average (for rates); 0 if none
-            "span": sum(self.pending_seconds.values()) / len(self.pending_seconds)
-            if self.pending_seconds
-            else 0.0,
-            "overloaded": [w.worker_id for w in self.workers.values() if w.overloaded()],
-            "dropped": self.dropped,
-        }
+        pending_seconds = self.pending_seconds.values()
+        message = protocol.Update(
+            seq=self.update_seq,
+            time=now,
+            state=self.state,
+            users=self.user_count(),
+            target_users=self.target_users,
+            spawn_rate=self.spawn_rate,
+            rate=self.arrivals.rate if self.arrivals else None,
+            max_users=self.arrivals.max_users if self.arrivals else None,
+            start=self.last_update,
+            end=now,
+            stats=self.pending.to_wire(),
+            workers=[w.row() for w in self.workers.values()],
+            lost=self.pending_lost,
+            failures=self.pending_failures,
+            reports=self.pending_reports,
+            span=sum(pending_seconds) / len(pending_seconds) if pending_seconds else 0.0,
+            overloaded=[w.worker_id for w in self.workers.values() if w.overloaded()],
+            dropped=self.dropped,
+        )
         self._folded.merge(self.pending)
         self.pending = RequestStats()
         self.pending_lost = []
@@ -592,7 +604,6 @@ class MasterState:
         self.pending_seconds = {}
         self.last_update = now
         self.next_update = self._next_update_after(now)
-        message = protocol.Update(seq=self.update_seq, time=now, payload=payload)
         self.update_seq += 1
         live = [
             ident

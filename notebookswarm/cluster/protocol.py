@@ -11,8 +11,9 @@ refused, and code travels as opaque ``bytes`` inside ``Code``, never as a pickle
 To add a message:
   1. Declare a frozen, slotted, keyword-only dataclass below with a new
      ``KIND: ClassVar[str] = "..."`` tag and fields typed only with what ``_compile``
-     understands (str, int, float, bool, bytes, None, Any, Literal, list, dict, unions, and
-     the bounded aliases such as ``NonNegativeInt``). No field may be called ``v`` or ``k``.
+     understands (str, int, float, bool, bytes, None, Any, Literal, list, dict, unions,
+     the bounded aliases such as ``NonNegativeInt``, and nested records: frozen dataclasses
+     without a ``KIND``, sent as maps of their fields). No field may be called ``v`` or ``k``.
   2. Add the class to the ``Message`` union; ``MESSAGE_TYPES`` and the decoder follow.
   3. Add a sample to ``SAMPLES`` in tests/test_protocol.py and a handler on the receiving
      side. If you change the fields of a message that already shipped, bump
@@ -49,17 +50,25 @@ import msgpack
 from notebookswarm.errors import NotebookSwarmError
 
 __all__ = [
+    "CONTROL_COMMANDS",
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
+    "ArrivalKind",
+    "ClassSpec",
     "Code",
     "CodeFormat",
-    "Control",
+    "ControlCommand",
     "ControlReply",
     "Failed",
+    "GetStatus",
     "Goodbye",
+    "Hail",
     "Heartbeat",
     "Hello",
+    "LoadCode",
+    "LostInterval",
     "Message",
+    "NameReport",
     "NonNegativeFloat",
     "NonNegativeInt",
     "Pace",
@@ -68,14 +77,27 @@ __all__ = [
     "PositiveInt",
     "ProtocolError",
     "Quit",
+    "QuitMaster",
     "Refused",
     "Report",
+    "ReportId",
+    "ResetStats",
+    "SetTargets",
     "Spawn",
+    "StartSwarm",
+    "Status",
     "Stop",
+    "StopSwarm",
     "Stopped",
+    "Stuck",
+    "StuckTask",
+    "SwarmState",
+    "Targets",
     "Update",
     "VersionMismatch",
     "Welcome",
+    "WorkerFailure",
+    "WorkerRow",
     "WorkerState",
     "decode",
     "encode",
@@ -174,6 +196,12 @@ class Report:
     start: float
     end: float
     stats: dict[str, Any]  # produced and checked by the stats module
+    # Locust's report_to_master data from the user's listeners (None without any); the
+    # master forwards it to controllers once, for their worker_report listeners.
+    custom: dict[str, Any] | None = None
+    # The worker's request names once it keeps many (None below stats.names'
+    # DEFAULT_WARN_NAMES, and while it folds none).
+    names: NameReport | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +227,39 @@ class Goodbye:
 
     KIND: ClassVar[str] = "goodbye"
     worker_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameReport:
+    """How many request names a worker keeps, and how many requests it folded."""
+
+    distinct: NonNegativeInt  # distinct (method, name) this worker has kept so far
+    folded: NonNegativeInt  # requests of this report counted under "<other names>"
+    pattern: str | None  # the pattern most kept names share, e.g. "/item/{n}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StuckTask:
+    """A user that would not stop: its class and the task (or on_start/on_stop) it ran."""
+
+    user_class: str
+    task: str  # qualified name, e.g. "Spinner.spin"
+    users: PositiveInt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stuck:
+    """A worker's users did not stop within ``stop_timeout`` plus a grace: it exits now.
+
+    Sent (from the heartbeat thread, after a last Report) instead of ``Stopped``; the
+    process then exits with ``exit_code``. Its unreported requests are in that Report.
+    """
+
+    KIND: ClassVar[str] = "stuck"
+    worker_id: str
+    tasks: list[StuckTask]
+    waited: NonNegativeFloat  # seconds since the stop was asked
+    exit_code: int
 
 
 # -- master -> worker ---------------------------------------------------------------------
@@ -281,37 +342,214 @@ class Ping:
 
 
 # -- controller <-> master ----------------------------------------------------------------
+# One message per command, each carrying the ``request_id`` its reply echoes (the control
+# client fills it in); the master answers every command with a ``ControlReply``.
+
+SwarmState: TypeAlias = Literal["ready", "spawning", "running", "stopping", "stopped"]
+ArrivalKind: TypeAlias = Literal["constant", "poisson"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Control:
-    """A controller asks the master to do something; the reply echoes ``request_id``."""
+class ClassSpec:
+    """A user class as the master needs it for dispatch: plain data, never code."""
 
-    KIND: ClassVar[str] = "control"
-    command: str
-    args: dict[str, Any]
-    request_id: NonNegativeInt
+    name: str
+    weight: NonNegativeInt
+    fixed_count: NonNegativeInt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Targets:
+    """What a swarm should run; a field left None keeps the master's current value.
+
+    ``users``/``spawn_rate`` steer the closed model; ``rate`` (with ``max_users``,
+    ``arrivals``, ``max_backlog``) switches to the open model.
+    """
+
+    users: NonNegativeInt | None = None
+    spawn_rate: PositiveFloat | None = None
+    rate: NonNegativeFloat | None = None
+    max_users: PositiveInt | None = None
+    arrivals: ArrivalKind | None = None
+    max_backlog: NonNegativeInt | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hail:
+    """A controller says it is there (and asks for the swarm's state)."""
+
+    KIND: ClassVar[str] = "hail"
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadCode:
+    """A controller loads user code for every worker, present and future."""
+
+    KIND: ClassVar[str] = "load_code"
+    payload: bytes
+    fmt: CodeFormat
+    classes: list[ClassSpec]
+    host: str | None
+    options: dict[str, Any]  # runtime settings: stop_timeout, tags, exclude_tags, filename
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartSwarm:
+    """A controller starts (or re-targets) the swarm."""
+
+    KIND: ClassVar[str] = "start_swarm"
+    targets: Targets
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetTargets:
+    """A controller changes targets; a swarm that is not running only records them."""
+
+    KIND: ClassVar[str] = "set_targets"
+    targets: Targets
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopSwarm:
+    """A controller stops every user, waiting at most ``timeout`` s for tasks to end."""
+
+    KIND: ClassVar[str] = "stop_swarm"
+    timeout: NonNegativeFloat | None = None
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetStats:
+    """A controller starts the cumulative statistics over."""
+
+    KIND: ClassVar[str] = "reset_stats"
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuitMaster:
+    """A controller tells the master to stop its workers and exit."""
+
+    KIND: ClassVar[str] = "quit_master"
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetStatus:
+    """A controller asks for the swarm's state with its cumulative statistics."""
+
+    KIND: ClassVar[str] = "get_status"
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRow:
+    """One worker as an update or a status shows it."""
+
+    id: str
+    host: str
+    pid: NonNegativeInt
+    cores: PositiveInt
+    state: str  # a WorkerState, or "lost"
+    users: NonNegativeInt
+    cpu_percent: NonNegativeFloat
+    loop_lag: NonNegativeFloat
+    rps: NonNegativeFloat
+    last_seen: float
+    error: str | None
+    overloaded: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """The swarm's state as the master sees it, sent with every reply."""
+
+    state: SwarmState
+    users: NonNegativeInt
+    target_users: NonNegativeInt
+    spawn_rate: NonNegativeFloat
+    rate: NonNegativeFloat | None
+    classes: list[str]
+    workers: list[WorkerRow]
+    dropped: NonNegativeInt
+    started: float
+    config: dict[str, Any]  # the master's MasterConfig, every field, as it runs
+    stats: dict[str, Any] | None = None  # cumulative statistics, for GetStatus only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControlReply:
-    """The master answers a ``Control`` request."""
+    """The master answers a command: ``refusal`` says why it did not do it, in its words."""
 
     KIND: ClassVar[str] = "control_reply"
     request_id: NonNegativeInt
-    ok: bool
-    error: str | None
-    result: dict[str, Any]
+    refusal: str | None
+    status: Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LostInterval:
+    """A worker went silent: what it did between ``since`` and ``until`` never arrived."""
+
+    worker: str
+    since: float
+    until: float
+    users: NonNegativeInt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerFailure:
+    """A worker could not do what it was told, and why."""
+
+    worker: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportId:
+    """Which worker report an update's delta holds."""
+
+    worker: str
+    seq: NonNegativeInt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Update:
-    """The master sends a controller its once-a-second view of the swarm."""
+    """The master sends a controller its once-a-second view of the swarm.
+
+    ``stats`` is the statistics delta of ``[start, end)`` (the stats module's wire form);
+    ``span`` the seconds of a worker's time it covers, on average (0 when no report came).
+    """
 
     KIND: ClassVar[str] = "update"
     seq: NonNegativeInt
     time: float
-    payload: dict[str, Any]
+    state: SwarmState
+    users: NonNegativeInt
+    target_users: NonNegativeInt
+    spawn_rate: NonNegativeFloat
+    rate: NonNegativeFloat | None
+    max_users: NonNegativeInt | None
+    start: float
+    end: float
+    stats: dict[str, Any]
+    workers: list[WorkerRow]
+    lost: list[LostInterval]
+    failures: list[WorkerFailure]
+    reports: list[ReportId]
+    span: NonNegativeFloat
+    overloaded: list[str]
+    dropped: NonNegativeInt
+
+
+ControlCommand: TypeAlias = (
+    Hail | LoadCode | StartSwarm | SetTargets | StopSwarm | ResetStats | QuitMaster | GetStatus
+)
+CONTROL_COMMANDS: tuple[type[ControlCommand], ...] = get_args(ControlCommand)
 
 
 Message: TypeAlias = (
@@ -321,6 +559,7 @@ Message: TypeAlias = (
     | Stopped
     | Failed
     | Goodbye
+    | Stuck
     | Welcome
     | Refused
     | Code
@@ -329,7 +568,14 @@ Message: TypeAlias = (
     | Stop
     | Quit
     | Ping
-    | Control
+    | Hail
+    | LoadCode
+    | StartSwarm
+    | SetTargets
+    | StopSwarm
+    | ResetStats
+    | QuitMaster
+    | GetStatus
     | ControlReply
     | Update
 )
@@ -411,7 +657,27 @@ def _compile(spec: object) -> _Check:
         return _finite_float
     if isinstance(spec, type) and spec in (str, int, bool, bytes):
         return _exactly(spec)
+    if isinstance(spec, type) and dataclasses.is_dataclass(spec) and not hasattr(spec, "KIND"):
+        return _record(spec)
     raise TypeError(f"protocol fields cannot be {spec!r}: see 'To add a message' in {__name__}")
+
+
+def _record(cls: type[Any]) -> _Check:
+    """A nested record: a dataclass on our side, a map of its fields on the wire."""
+    hints = get_type_hints(cls, include_extras=True)
+    fields = {f.name: _compile(hints[f.name]) for f in dataclasses.fields(cls)}
+    expected = f"{cls.__name__} map"
+
+    def check(value: object) -> object:
+        if type(value) is cls:  # encoding
+            return {
+                name: _inside(f".{name}", c, getattr(value, name)) for name, c in fields.items()
+            }
+        if type(value) is dict and value.keys() == fields.keys():  # decoding
+            return cls(**{name: _inside(f".{name}", c, value[name]) for name, c in fields.items()})
+        raise _Invalid(expected, value)
+
+    return check
 
 
 def _anything(value: object) -> object:

@@ -40,6 +40,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from notebookswarm.cluster import protocol
 from notebookswarm.errors import NotebookSwarmError
 from notebookswarm.notebook.dashboard_model import (
     STEERABLE,
@@ -74,7 +75,9 @@ class Controller(Protocol):
     def stats(self) -> pd.DataFrame: ...
     @property
     def history(self) -> pd.DataFrame: ...
-    def on_frame(self, callback: Callable[[dict[str, Any]], None]) -> None: ...
+    @property
+    def targets(self) -> tuple[str, int, float]: ...
+    def on_frame(self, callback: Callable[[protocol.Update], None]) -> None: ...
     def start(self, users: int, spawn_rate: float = 1.0) -> None: ...
     def set_users(self, users: int) -> None: ...
     def set_spawn_rate(self, spawn_rate: float) -> None: ...
@@ -115,6 +118,7 @@ class Dashboard:
         self._handles: list[Any] = []
         self._static_key: tuple[Any, ...] | None = None
         self._build(users)
+        self._sync_from(swarm.targets)
         self.draw()
         swarm.on_frame(self._on_frame)
 
@@ -284,16 +288,32 @@ class Dashboard:
     def _syncing(self) -> bool:
         return bool(getattr(self._local, "syncing", False))
 
+    def _sync_from(self, targets: tuple[str, int, float]) -> None:
+        """Start from the swarm's known state, so a control moved before the first frame
+        reaches a running swarm instead of being dropped."""
+        state, target_users, spawn_rate = targets
+        with self._lock:
+            users, rate = self.steering.frame(state, target_users, spawn_rate)
+            self._local.syncing = True
+            try:
+                if users is not None:
+                    self._users_moved(users)
+                if rate is not None:
+                    self.rate_slider.max = max(self.rate_slider.max, _nice(rate))
+                    self.rate_slider.value = rate
+            finally:
+                self._local.syncing = False
+
     # --- following (the swarm's frame thread) ------------------------------------------
 
-    def _on_frame(self, frame: dict[str, Any]) -> None:
+    def _on_frame(self, frame: protocol.Update) -> None:
         with self._lock:
             self.model.feed(frame)
             m = self.model
             users, rate = self.steering.frame(m.state, m.target_users, m.spawn_rate)
             self._local.syncing = True
             try:
-                self._follow_arrivals(frame.get("rate"))
+                self._follow_arrivals(frame.rate)
                 if users is not None:
                     self._users_moved(users)
                 if rate is not None:

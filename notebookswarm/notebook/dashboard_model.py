@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from notebookswarm.cluster import protocol
 from notebookswarm.notebook.frames import AGGREGATED
 from notebookswarm.stats.requests import RequestStats
 
@@ -110,24 +111,24 @@ class DashboardModel:
         self.frames = 0
         self._idle = False
 
-    def feed(self, frame: Mapping[str, Any]) -> None:
-        """Take one update frame (the payload ``Swarm.on_frame`` callbacks receive)."""
+    def feed(self, frame: protocol.Update) -> None:
+        """Take one update frame (the one ``Swarm.on_frame`` callbacks receive)."""
         self.frames += 1
-        self.state = str(frame["state"])
-        self.users = int(frame["users"])
-        self.target_users = int(frame.get("target_users", 0))
-        self.spawn_rate = float(frame.get("spawn_rate", 0.0))
-        self.workers = [_worker_row(row) for row in frame.get("workers", [])]
-        self.overloaded = [str(w) for w in frame.get("overloaded", [])]
-        if not frame.get("reports", True):
+        self.state = frame.state
+        self.users = frame.users
+        self.target_users = frame.target_users
+        self.spawn_rate = frame.spawn_rate
+        self.workers = [_worker_row(row) for row in frame.workers]
+        self.overloaded = list(frame.overloaded)
+        if not frame.reports:
             return  # a state change between seconds: it holds no report to chart
-        delta = RequestStats.from_wire(frame["stats"])
+        delta = RequestStats.from_wire(frame.stats)
         total = delta.total()
         if self.state not in ACTIVE and total.requests == 0:
             self._idle = True
             return  # idle: the charts stay frozen on the last run
-        start, end = float(frame["start"]), float(frame["end"])
-        span = float(frame.get("span") or 0.0) or end - start
+        start, end = frame.start, frame.end
+        span = frame.span or end - start
         per_s = 1.0 / span if span > 0 else 0.0
         self.current_rps = {key: s.requests * per_s for key, s in delta.endpoints.items()}
         p50, p95, p99 = (
@@ -338,16 +339,16 @@ def _cell(value: Any) -> str:
     return f'<td style="text-align:right">{text}</td>'
 
 
-def _worker_row(row: Mapping[str, Any]) -> WorkerRow:
+def _worker_row(row: protocol.WorkerRow) -> WorkerRow:
     return WorkerRow(
-        str(row.get("id", "")),
-        str(row.get("host", "")),
-        str(row.get("state", "")),
-        int(row.get("users", 0)),
-        float(row.get("cpu_percent", 0.0)),
-        float(row.get("loop_lag", 0.0)) * 1000.0,
-        float(row.get("rps", 0.0)),
-        bool(row.get("overloaded", False)),
+        row.id,
+        row.host,
+        row.state,
+        row.users,
+        row.cpu_percent,
+        row.loop_lag * 1000.0,
+        row.rps,
+        row.overloaded,
     )
 
 

@@ -16,13 +16,14 @@ import pandas as pd
 
 from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.rundata import Packed, RunData, Slot
+from notebookswarm.notebook.view import RunView
 from notebookswarm.stats.histogram import Histogram
 
 FORMAT = 1
 _TABLES = ("stats", "history", "errors", "exceptions", "workers")
 
 
-class Run:
+class Run(RunView):
     """A run's data and metadata; read it like a live swarm, save it, load it."""
 
     def __init__(self, data: RunData, meta: dict[str, Any]) -> None:
@@ -30,46 +31,20 @@ class Run:
         self.meta = meta
         self._frozen: dict[str, pd.DataFrame] = {}
 
-    def _frame(self, name: str) -> pd.DataFrame:
+    def _table(self, name: str) -> pd.DataFrame:
         if name in self._frozen:
             return self._frozen[name].copy()
         frame: pd.DataFrame = getattr(self._data, name)()
         return frame
 
-    @property
-    def stats(self) -> pd.DataFrame:
-        """Cumulative per-endpoint stats plus ``Aggregated``."""
-        return self._frame("stats")
-
-    @property
-    def history(self) -> pd.DataFrame:
-        """One row per second per endpoint, plus ``Aggregated``."""
-        return self._frame("history")
-
-    @property
-    def errors(self) -> pd.DataFrame:
-        """Failures by ``(method, name, error)`` with counts."""
-        return self._frame("errors")
-
-    @property
-    def exceptions(self) -> pd.DataFrame:
-        """Exceptions raised by user code, with traceback and count."""
-        return self._frame("exceptions")
-
-    @property
-    def workers(self) -> pd.DataFrame:
-        """The workers as last reported."""
-        return self._frame("workers")
-
-    def percentiles(
+    def _percentiles(
         self,
-        q: Sequence[float] = (0.5, 0.95, 0.99),
-        start: Any = None,
-        end: Any = None,
-        by: str | Sequence[str] | None = "name",
-        corrected: bool = False,
+        q: Sequence[float],
+        start: Any,
+        end: Any,
+        by: str | Sequence[str] | None,
+        corrected: bool,
     ) -> pd.DataFrame:
-        """Exact percentiles (ms) over a window; see ``RunData.percentiles``."""
         return self._data.percentiles(q, start, end, by, corrected)
 
     def __repr__(self) -> str:
@@ -86,7 +61,7 @@ class Run:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         for name in _TABLES:
-            self._frame(name).to_parquet(folder / f"{name}.parquet", index=False)
+            self._table(name).to_parquet(folder / f"{name}.parquet", index=False)
         _histograms_frame(self._data.slots).to_parquet(folder / "histograms.parquet", index=False)
         meta = {
             "format": FORMAT,
@@ -128,13 +103,52 @@ class Run:
 
         return write_html(self, path, title)
 
-    def to_csv(self, folder: str | Path) -> Path:
-        """Write each DataFrame as CSV into ``folder``; return the folder."""
-        out = Path(folder)
+    def to_csv(self, path: str | Path, style: str = "frames", full_history: bool = False) -> Path:
+        """Write the run as CSV; return the folder written into.
+
+        ``style="frames"``: each DataFrame as ``<name>.csv`` in folder ``path``.
+        ``style="locust"``: Locust 2.x's four files ``path_stats.csv``,
+        ``path_stats_history.csv``, ``path_failures.csv`` and ``path_exceptions.csv``,
+        with Locust's header rows (``full_history``: every endpoint in the history, as
+        ``--csv-full-history``); see ``notebookswarm.notebook.locust_format``.
+        """
+        if style == "locust":
+            from notebookswarm.notebook import locust_format
+
+            files = locust_format.write_csv(
+                path,
+                self.stats,
+                self.history,
+                self.errors,
+                self.exceptions,
+                self._data.slots,
+                full_history,
+            )
+            return files[0].parent
+        if style != "frames":
+            raise ConfigError(f"style={style!r}: write CSV in style 'frames' or 'locust'")
+        out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         for name in _TABLES:
-            self._frame(name).to_csv(out / f"{name}.csv", index=False)
+            self._table(name).to_csv(out / f"{name}.csv", index=False)
         return out
+
+    def to_locust_json(self) -> list[dict[str, Any]]:
+        """Return what ``locust --json`` prints for this run: one dict per endpoint."""
+        from notebookswarm.notebook import locust_format
+
+        start = self._data.first if self._data.first is not None else self.meta.get("started")
+        return locust_format.to_json(self.stats, self.history, self._data.slots, start)
+
+    def check(self, thresholds: Sequence[str]) -> pd.DataFrame:
+        """Judge the run: one verdict row per threshold such as ``"p95_ms<500"``.
+
+        Columns ``threshold``, ``observed``, ``limit``, ``passed``, ``note``; the
+        expressions are those of ``notebookswarm run --threshold`` (docs/cli.md).
+        """
+        from notebookswarm.notebook.thresholds import evaluate
+
+        return evaluate(thresholds, self.stats)
 
 
 def _histograms_frame(slots: Sequence[Slot]) -> pd.DataFrame:

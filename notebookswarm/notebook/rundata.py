@@ -1,6 +1,6 @@
 """Everything a controller keeps of a run, built from the master's update frames.
 
-:class:`RunData` ingests one update payload at a time (on the controller's background
+:class:`RunData` ingests one update frame at a time (on the controller's background
 thread, under the owner's lock) and answers with pandas DataFrames:
 
 - ``stats()``: cumulative, one row per endpoint plus ``Aggregated`` (see ``frames``);
@@ -19,6 +19,7 @@ reaching back further than ``fine_seconds`` are therefore resolved to the minute
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from notebookswarm.cluster import protocol
 from notebookswarm.notebook.frames import (
     AGGREGATED,
     errors_frame,
@@ -141,7 +143,7 @@ class _Columns:
 
 
 class RunData:
-    """The data of one run, fed with update payloads, read as DataFrames."""
+    """The data of one run, fed with update frames, read as DataFrames."""
 
     def __init__(self, fine_seconds: float = 600.0) -> None:
         self.fine_seconds = fine_seconds
@@ -174,29 +176,29 @@ class RunData:
             self._endpoints.append(key)
         return code
 
-    def ingest(self, payload: Mapping[str, Any]) -> None:
-        """Add one update payload from the master."""
-        start, end = float(payload["start"]), float(payload["end"])
-        delta = RequestStats.from_wire(payload["stats"])
+    def ingest(self, update: protocol.Update) -> None:
+        """Add one update frame from the master (decoded and checked by the protocol)."""
+        start, end = update.start, update.end
+        delta = RequestStats.from_wire(update.stats)
         self.total.merge(delta)
-        self.state = str(payload["state"])
-        self.users = int(payload["users"])
-        self.target_users = int(payload.get("target_users", 0))
-        self.spawn_rate = float(payload.get("spawn_rate", 0.0))
-        self.dropped = int(payload.get("dropped", 0))
-        self.overloaded = list(payload.get("overloaded", []))
-        self.workers_rows = list(payload.get("workers", []))
-        self.lost += list(payload.get("lost", []))
-        self.failures += list(payload.get("failures", []))
+        self.state = update.state
+        self.users = update.users
+        self.target_users = update.target_users
+        self.spawn_rate = update.spawn_rate
+        self.dropped = update.dropped
+        self.overloaded = list(update.overloaded)
+        self.workers_rows = [dataclasses.asdict(row) for row in update.workers]
+        self.lost += [dataclasses.asdict(lost) for lost in update.lost]
+        self.failures += [dataclasses.asdict(failure) for failure in update.failures]
         self.updates += 1
-        if not payload.get("reports", True):
+        if not update.reports:
             return  # a state change between seconds: no requests to tabulate
         if self.first is None:
             self.first = start
         self.last = end
         # Rates divide by the workers' time the delta covers, not by the gap between
         # updates: the update sent at a graceful stop comes early but holds a full report.
-        span = float(payload.get("span") or 0.0) or end - start
+        span = update.span or end - start
         slot = Slot(start, end)
         for key, stats in delta.endpoints.items():
             self._columns.add(end, self._code(key), stats, span, self.users)

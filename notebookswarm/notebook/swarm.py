@@ -16,34 +16,36 @@ coming while a cell blocks and while the kernel is idle. Nothing here imports ge
 
 from __future__ import annotations
 
-import contextlib
 import html
-import os
 import queue
 import re
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
 from notebookswarm._checks import check_count, check_rate
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.control import ControlClient
-from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
 from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.notebook.follower import ShapeFollower
+from notebookswarm.notebook.processes import LocalProcesses, shutdown, worker_count
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
+from notebookswarm.notebook.view import RunView
 from notebookswarm.users.code import load_args_for_classes, load_args_for_file
 from notebookswarm.users.core import check_host
 
-FrameCallback = Callable[[dict[str, Any]], None]
+FrameCallback = Callable[[protocol.Update], None]
+_RUNS_PER_S = "task runs per second"
 _DURATION_WORD = re.compile(r"^\s*\d")
 
 
@@ -59,7 +61,7 @@ class SwarmConfig:
     raw_samples_file: str | None = None  # test hook: every latency, tagged by report
 
 
-class Swarm:
+class Swarm(RunView):
     """A swarm of users you start and steer from a notebook; its data as DataFrames."""
 
     def __init__(
@@ -75,52 +77,51 @@ class Swarm:
         self._lock = threading.Lock()
         self._data = RunData()
         self._callbacks: list[FrameCallback] = []
-        self._iterators: list[queue.SimpleQueue[dict[str, Any] | None]] = []
+        self._iterators: list[queue.SimpleQueue[protocol.Update | None]] = []
         self._state_changed = threading.Condition(self._lock)
         self._closed = False
-        self._master: MasterProcess | None = None
-        self._workers: list[Any] = []
+        self._processes: LocalProcesses | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.steps: list[tuple[float, float, int]] = []  # (start, end, users) of a step load
-        self._shape_thread: threading.Thread | None = None
-        self._active_shape: tuple[Shape, str, float, bool] | None = None
-        self._shape_done = threading.Event()
-        self._shape_stop = threading.Event()
+        self.warnings: list[str] = []
+        self._follower = ShapeFollower(
+            set_users=_weakly(self, lambda swarm, n: swarm._steer(users=n)),
+            set_rate=_weakly(self, lambda swarm, rate: swarm._steer(rate=rate)),
+            stop=_weakly(self, lambda swarm: swarm.stop()),
+            changed=_weakly(self, lambda swarm: swarm._notify()),
+        )
         if _attach is not None:
             endpoint, curve = _attach
             self._client = ControlClient(endpoint, curve=curve)
-            self._client.on_update(self._on_update)
+            self._client.on_update(_weakly(self, Swarm._on_update))
             try:
-                self._client.request("ping")
+                self._client.request(protocol.Hail())
             except BaseException:
                 self._client.close()
                 raise
-            self._owned = False
-            self._finalizer = weakref.finalize(self, _shutdown, self._client, None, [])
+            self._finalizer = weakref.finalize(self, shutdown, self._client, None)
             return
-        count = _worker_count(workers)
-        load_args = self._load_args(users)  # bad user code fails here, before any process
-        self._owned = True
-        self._master = start_master(self.config.master)
-        self._client = ControlClient(self._master.control_endpoint)
+        count = worker_count(workers)
+        load = self._load_code(users)  # bad user code fails here, before any process
+        self._processes = LocalProcesses(self.config.master)
+        self._client = ControlClient(self._processes.master.control_endpoint)
         # Runs on close(), on garbage collection and at interpreter exit (kernel shutdown).
-        self._finalizer = weakref.finalize(
-            self, _shutdown, self._client, self._master, self._workers
-        )
+        # It holds the client and the processes, never the swarm, so a swarm nothing refers
+        # to any more is collected and its processes end (a re-run notebook cell).
+        self._finalizer = weakref.finalize(self, shutdown, self._client, self._processes)
         try:
-            self._client.on_update(self._on_update)
-            self._client.request("load", **load_args)
-            for _ in range(count):
-                self._workers.append(start_worker(self._master.worker_endpoint))
-            self._await_workers(count)
+            self._client.on_update(_weakly(self, Swarm._on_update))
+            self._client.request(load)
+            self._processes.start_workers(count)
+            self._processes.await_workers(count, self._worker_rows, self.config.join_timeout)
         except BaseException:
             self.close()
             raise
 
     # --- construction ------------------------------------------------------------------
 
-    def _load_args(self, users: Sequence[Any]) -> dict[str, Any]:
+    def _load_code(self, users: Sequence[Any]) -> protocol.LoadCode:
         options: dict[str, Any] = {
             "stop_timeout": self.config.stop_timeout,
             "tags": list(self.config.tags) if self.config.tags is not None else None,
@@ -129,34 +130,22 @@ class Swarm:
         if self.config.raw_samples_file:
             options["raw_samples_file"] = self.config.raw_samples_file
         if len(users) == 1 and isinstance(users[0], str | Path):
-            return load_args_for_file(users[0], None, self.host, options)
-        if not users:
+            args = load_args_for_file(users[0], None, self.host, options)
+        elif not users:
             raise ConfigError("no user classes given: Swarm(MyUser, host=...) or Swarm('users.py')")
-        return load_args_for_classes(users, self.host, options)
+        else:
+            args = load_args_for_classes(users, self.host, options)
+        return protocol.LoadCode(
+            payload=args["payload"],
+            fmt=args["fmt"],
+            classes=[protocol.ClassSpec(**spec) for spec in args["classes"]],
+            host=args["host"],
+            options=args["options"],
+        )
 
-    def _await_workers(self, count: int) -> None:
-        deadline = time.monotonic() + self.config.join_timeout
-        while True:
-            with self._lock:
-                rows = self._data.workers_rows
-                failed = [r for r in rows if r.get("error")]
-                ready = sum(1 for r in rows if r.get("state") != "lost")
-            if failed:
-                raise NotebookSwarmError(
-                    f"a worker could not load the user code:\n{failed[0]['error']}"
-                )
-            if ready >= count:
-                return
-            dead = [w for w in self._workers if w.poll() is not None]
-            if dead:
-                raise NotebookSwarmError(
-                    f"a worker process exited with status {dead[0].returncode} before joining"
-                )
-            if time.monotonic() > deadline:
-                raise NotebookSwarmError(
-                    f"{ready} of {count} workers joined within {self.config.join_timeout:g} s"
-                )
-            time.sleep(0.05)
+    def _worker_rows(self) -> list[protocol.WorkerRow]:
+        with self._lock:
+            return [protocol.WorkerRow(**row) for row in self._data.workers_rows]
 
     @classmethod
     def connect(cls, endpoint: str, keys: str | Path | None = None) -> Swarm:
@@ -171,25 +160,31 @@ class Swarm:
     # --- frames ------------------------------------------------------------------------
 
     def _on_update(self, update: protocol.Update) -> None:
-        payload = update.payload
         with self._lock:
-            self._data.ingest(payload)
+            self._data.ingest(update)
             callbacks = list(self._callbacks)
             iterators = list(self._iterators)
             self._state_changed.notify_all()
         for callback in callbacks:
-            callback(payload)
+            callback(update)
         for sink in iterators:
-            sink.put(payload)
+            sink.put(update)
+
+    def _notify(self) -> None:
+        with self._lock:
+            self._state_changed.notify_all()
 
     def on_frame(self, callback: FrameCallback) -> None:
-        """Call ``callback(frame)`` with every update frame, on the background thread."""
+        """Call ``callback(update)`` with every update frame, on the background thread.
+
+        The frame is a :class:`notebookswarm.cluster.protocol.Update`: typed, decoded once.
+        """
         with self._lock:
             self._callbacks.append(callback)
 
-    def frames(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    def frames(self, timeout: float | None = None) -> Iterator[protocol.Update]:
         """Yield update frames as they arrive; stop after ``timeout`` s without one, or close."""
-        sink: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        sink: queue.SimpleQueue[protocol.Update | None] = queue.SimpleQueue()
         with self._lock:
             self._iterators.append(sink)
         try:
@@ -207,19 +202,23 @@ class Swarm:
 
     # --- steering ----------------------------------------------------------------------
 
-    def _command(self, command: str, **args: Any) -> dict[str, Any]:
+    def _command(self, command: protocol.ControlCommand) -> protocol.Status:
         if self._closed:
             raise NotebookSwarmError(
-                f"this swarm is closed: {command} needs a new one, nbs.Swarm(...)"
+                f"this swarm is closed: {command.KIND} needs a new one, nbs.Swarm(...)"
             )
-        result = self._client.request(command, **args)
-        state = result.get("state")
-        if command in ("start", "set") and isinstance(state, str):
+        status = self._client.request(command)
+        if isinstance(command, protocol.StartSwarm | protocol.SetTargets):
             # The reply overtakes the update that would say so: take the state from it,
             # so wait("spawned") right after waits for this change, not the last one.
             with self._lock:
-                self._data.state = state
-        return result
+                self._data.state = status.state
+                self._data.target_users = status.target_users
+                self._data.spawn_rate = status.spawn_rate
+        return status
+
+    def _steer(self, **targets: Any) -> protocol.Status:
+        return self._command(protocol.SetTargets(targets=protocol.Targets(**targets)))
 
     def start(
         self,
@@ -245,43 +244,65 @@ class Swarm:
                 raise ConfigError("pass users= (users that wait) or rate= (arrivals), not both")
             if max_users is None:
                 raise ConfigError("rate= needs max_users=, the most users the pool may grow to")
-            self._command(
-                "start", rate=rate, max_users=max_users, arrivals=arrivals, max_backlog=max_backlog
+            targets = protocol.Targets(
+                rate=check_rate("rate", rate, _RUNS_PER_S, allow_zero=True),
+                max_users=check_count("max_users", max_users, 1),
+                arrivals=_check_arrivals(arrivals),
+                max_backlog=None
+                if max_backlog is None
+                else check_count("max_backlog", max_backlog, hint=" (or None: 2 s of arrivals)"),
             )
         else:
             if users is None:
                 raise ConfigError("start(users=N, spawn_rate=R) or start(rate=R, max_users=N)")
-            _check_users(users)
-            _check_rate(spawn_rate)
-            self._command("start", users=users, spawn_rate=spawn_rate)
+            targets = protocol.Targets(
+                users=_check_users(users), spawn_rate=_check_rate(spawn_rate)
+            )
+        self._require_workers()
+        self._command(protocol.StartSwarm(targets=targets))
         if self.started_at is None:
             self.started_at = time.time()
         self.stopped_at = None
 
     def set_users(self, users: int) -> None:
         """Move to ``users`` users (at the current spawn rate); returns at once."""
-        _check_users(users)
-        self._command("set", users=users)
+        self._require_workers()
+        self._steer(users=_check_users(users))
 
     def set_rate(self, rate: float) -> None:
         """Change the arrival rate (open model) at once, across every worker."""
-        check_rate("rate", rate, "task runs per second", allow_zero=True)
-        self._command("set", rate=rate)
+        self._require_workers()
+        self._steer(rate=check_rate("rate", rate, _RUNS_PER_S, allow_zero=True))
 
     def set_spawn_rate(self, spawn_rate: float) -> None:
         """Change the spawn rate used for the users still to start."""
-        _check_rate(spawn_rate)
-        self._command("set", spawn_rate=spawn_rate)
+        self._steer(spawn_rate=_check_rate(spawn_rate))
+
+    def _require_workers(self) -> None:
+        """Refuse a command that needs workers when every worker process has ended."""
+        if self._processes is None or not self._processes.workers:
+            return
+        dead = self._processes.dead_workers()
+        if len(dead) == len(self._processes.workers):
+            raise NotebookSwarmError(
+                f"no live worker left ({_describe_dead(dead)}): "
+                "close this swarm and start a new one"
+            )
 
     def wait(self, until: str | float = "spawned", timeout: float | None = None) -> None:
-        """Block until ``"spawned"`` (all users running), ``"stopped"``, ``"done"`` (a step
-        load finished), or for a duration (seconds or "30s")."""
+        """Block until ``"spawned"`` (all users running), ``"stopped"``, ``"done"`` (a shape
+        or step load finished), or for a duration (seconds or "30s").
+
+        Raises the shape's own exception if the shape failed, and ``NotebookSwarmError``
+        naming the exit status if a worker process of this swarm died.
+        """
         if not isinstance(until, str) or _DURATION_WORD.match(until):
             time.sleep(parse_duration(until))
             return
         if until == "done":
-            if not self._shape_done.wait(timeout):
-                raise TimeoutError(f"the step load was not done within {timeout:g} s")
+            if not self._follower.done.wait(timeout):
+                raise TimeoutError(f"the shape was not done within {timeout:g} s")
+            self._raise_if_failed()
             return
         wanted = {"spawned": ("running",), "stopped": ("stopped",)}.get(until)
         if wanted is None:
@@ -293,24 +314,48 @@ class Swarm:
             while self._data.state not in wanted:
                 if self._closed:
                     raise NotebookSwarmError("the swarm was closed while waiting")
+                self._lock.release()
+                try:
+                    self._raise_if_failed()
+                finally:
+                    self._lock.acquire()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"the swarm was not {until} within {timeout:g} s")
                 self._state_changed.wait(0.5 if left is None else min(left, 0.5))
 
+    def _raise_if_failed(self) -> None:
+        error = self._follower.error
+        if error is not None:
+            raise error
+        if self._processes is not None and not self._closed:
+            dead = self._processes.dead_workers()
+            if dead:
+                raise NotebookSwarmError(f"a worker process died: {_describe_dead(dead)}")
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop every user gracefully and wait until the last statistics have arrived."""
-        if threading.current_thread() is not self._shape_thread:
-            self._shape_stop.set()
+        if not self._follower.on_thread():
+            self._follower.halt()
         # Ask the master rather than trust the last update: right after start() its
         # "spawning" update may still be on the way. The reply comes after every update
         # sent before it (the master sends one at each change), so now our state is its.
-        # A "stopped" reply may be news whose update (with the last stats) is on its way.
-        if self._command("stop").get("state") == "ready":
+        if self._command(protocol.StopSwarm()).state == "ready":
             return
         grace = self.config.stop_timeout + self.config.master.heartbeat_timeout + 5
-        self.wait("stopped", timeout if timeout is not None else grace)
+        self._wait_stopped(timeout if timeout is not None else grace)
         self.stopped_at = time.time()
+
+    def _wait_stopped(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._data.state != "stopped":
+                if self._closed:
+                    raise NotebookSwarmError("the swarm was closed while stopping")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the swarm was not stopped within {timeout:g} s")
+                self._state_changed.wait(min(left, 0.5))
 
     def step_load(
         self,
@@ -351,7 +396,8 @@ class Swarm:
         ``spawn_rate``, fast by default so the count follows the plan); ``kind="rate"``
         steers the arrival rate of the open model (``max_users`` sizes its pool). When
         the shape is over the swarm stops (unless ``stop_at_end=False``) and
-        ``wait("done")`` returns.
+        ``wait("done")`` returns. If the shape raises, the swarm stops, ``state`` says
+        ``failed`` and ``wait()`` raises the shape's exception.
         """
         plan = as_shape(shape)
         if kind not in ("users", "rate"):
@@ -366,55 +412,14 @@ class Swarm:
             self.start(rate=first, max_users=max_users)
         else:
             self.start(max(1, round(first)), spawn_rate)
-        self._shape_done.clear()
         with self._lock:
-            self._active_shape = (plan, kind, time.monotonic(), stop_at_end)
-            running = self._shape_thread is not None and self._shape_thread.is_alive()
             self.steps = []
-        if not running:
-            self._shape_stop.clear()
-            self._shape_thread = threading.Thread(
-                target=self._follow_shape, daemon=True, name="notebookswarm-shape"
-            )
-            self._shape_thread.start()
+        self._follower.follow(plan, kind, stop_at_end)
         return plan
-
-    def _follow_shape(self) -> None:
-        sent: tuple[Any, float] | None = None
-        try:
-            while not self._shape_stop.is_set():
-                with self._lock:
-                    active = self._active_shape
-                if active is None:
-                    break
-                plan, kind, began, stop_at_end = active
-                value = plan.value_at(time.monotonic() - began)
-                if value is None:
-                    with self._lock:
-                        if self._active_shape is active:
-                            self._active_shape = None
-                    if stop_at_end:
-                        self.stop()
-                    break
-                if kind == "users":
-                    value = float(round(value))
-                if sent is None or sent[0] is not active or sent[1] != value:
-                    if kind == "users":  # a plan may pass through 0 users: no user check
-                        self._command("set", users=int(value))
-                    else:
-                        self._command("set", rate=value)
-                    sent = (active, value)
-                self._shape_stop.wait(0.1)
-        except NotebookSwarmError:
-            pass  # closed under us: nothing left to steer
-        finally:
-            self._shape_done.set()
-            with self._lock:
-                self._state_changed.notify_all()
 
     def reset_stats(self) -> None:
         """Forget the statistics so far (here and in the master); the swarm keeps running."""
-        self._command("reset")
+        self._command(protocol.ResetStats())
         with self._lock:
             self._data = RunData(self._data.fine_seconds)
 
@@ -431,28 +436,27 @@ class Swarm:
         """Run ``users`` for ``duration`` with a progress line, stop, and return the result."""
         seconds = parse_duration(duration)
         self.start(users, spawn_rate)
+        progress = Progress(seconds)
         begin = time.monotonic()
         try:
             while (elapsed := time.monotonic() - begin) < seconds:
-                self._progress(elapsed, seconds)
+                progress.show(elapsed, self._progress_line(elapsed, seconds))
                 time.sleep(min(0.5, seconds - elapsed))
-            self._progress(seconds, seconds)
-            print()
+            progress.show(seconds, self._progress_line(seconds, seconds), final=True)
         finally:
             self.stop()
         return self.result()
 
-    def _progress(self, elapsed: float, total: float) -> None:
+    def _progress_line(self, elapsed: float, total: float) -> str:
         width = 30
         done = int(width * elapsed / total)
         with self._lock:
             d = self._data
-            line = (
+            return (
                 f"[{'#' * done}{'.' * (width - done)}] {elapsed:5.1f}/{total:g} s  "
                 f"{d.users} users  {d.last_rps:7.1f} rps  "
                 f"{d.last_failure_ratio:6.1%} failures"
             )
-        print("\r" + line, end="", flush=True)
 
     def result(self) -> Run:
         """Return the run so far: every DataFrame, the configuration, start and end."""
@@ -474,7 +478,7 @@ class Swarm:
         if self._closed:
             return
         self._closed = True
-        self._shape_stop.set()
+        self._follower.halt()
         self._finalizer()
         with self._lock:
             self._data.state = "closed"
@@ -493,9 +497,20 @@ class Swarm:
 
     @property
     def state(self) -> str:
-        """``ready``, ``spawning``, ``running``, ``stopping``, ``stopped`` or ``closed``."""
+        """``ready``, ``spawning``, ``running``, ``stopping``, ``stopped``, ``failed``
+        (a shape raised: ``wait()`` raises its exception) or ``closed``."""
         with self._lock:
-            return self._data.state
+            state = self._data.state
+        if self._follower.error is not None and state != "closed":
+            return "failed"
+        return state
+
+    @property
+    def targets(self) -> SwarmTargets:
+        """The swarm's state and targets as last known (what the dashboard starts from)."""
+        with self._lock:
+            d = self._data
+            return SwarmTargets(d.state, d.target_users, d.spawn_rate)
 
     @property
     def overloaded(self) -> list[str]:
@@ -510,44 +525,19 @@ class Swarm:
         with self._lock:
             return self._data.users
 
-    def _read(self, reader: Callable[[RunData], pd.DataFrame]) -> pd.DataFrame:
+    def _table(self, name: str) -> pd.DataFrame:
         with self._lock:
-            return reader(self._data)
+            frame: pd.DataFrame = getattr(self._data, name)()
+            return frame
 
-    @property
-    def stats(self) -> pd.DataFrame:
-        """Cumulative per-endpoint stats plus ``Aggregated``; see docs/statistics.md (DataFrames)."""
-        return self._read(RunData.stats)
-
-    @property
-    def history(self) -> pd.DataFrame:
-        """One row per second per endpoint, plus ``Aggregated``; see docs/statistics.md (DataFrames)."""
-        return self._read(RunData.history)
-
-    @property
-    def errors(self) -> pd.DataFrame:
-        """Failures by ``(method, name, error)`` with counts."""
-        return self._read(RunData.errors)
-
-    @property
-    def exceptions(self) -> pd.DataFrame:
-        """Exceptions raised by user code, with traceback and count."""
-        return self._read(RunData.exceptions)
-
-    @property
-    def workers(self) -> pd.DataFrame:
-        """One row per worker: id, host, state, users, CPU %, loop lag, rps, last seen."""
-        return self._read(RunData.workers)
-
-    def percentiles(
+    def _percentiles(
         self,
-        q: Sequence[float] = (0.5, 0.95, 0.99),
-        start: Any = None,
-        end: Any = None,
-        by: str | Sequence[str] | None = "name",
-        corrected: bool = False,
+        q: Sequence[float],
+        start: Any,
+        end: Any,
+        by: str | Sequence[str] | None,
+        corrected: bool,
     ) -> pd.DataFrame:
-        """Exact percentiles (ms) over a window; see :meth:`RunData.percentiles`."""
         with self._lock:
             return self._data.percentiles(q, start, end, by, corrected)
 
@@ -589,33 +579,71 @@ class Swarm:
         )
 
 
-def _shutdown(client: ControlClient, master: MasterProcess | None, workers: list[Any]) -> None:
-    """Quit the master (which quits its workers), then reap every process we started."""
-    if master is not None:
-        with contextlib.suppress(NotebookSwarmError):  # it may be gone already
-            client.request("quit", timeout=3)
-    client.close()
-    deadline = time.monotonic() + 5
-    for proc in workers:
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except Exception:
-            reap(proc, timeout=1)
-    if master is not None:
-        master.stop()
+class SwarmTargets(NamedTuple):
+    """A swarm's state with its user target and spawn rate."""
+
+    state: str
+    users: int
+    spawn_rate: float
 
 
-def _worker_count(workers: int | str) -> int:
-    if workers == "auto":
-        return os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be 'auto' or an integer >= 1, got {workers!r}")
-    return workers
+class Progress:
+    """A progress line: redrawn in place on a terminal or in Jupyter, else a line now and then."""
+
+    def __init__(self, total: float, every: float = 5.0) -> None:
+        self.in_place = _redraws_in_place()
+        self.every = every
+        self.next = 0.0
+
+    def show(self, elapsed: float, line: str, final: bool = False) -> None:
+        """Show ``line`` (at ``elapsed`` seconds); the final one ends the line."""
+        if self.in_place:
+            print("\r" + line, end="\n" if final else "", flush=True)
+        elif final or elapsed >= self.next:
+            print(line, flush=True)
+            self.next = elapsed + self.every
 
 
-def _check_users(users: object) -> None:
-    check_count("users", users, 1, ": use stop() to run none")
+def _redraws_in_place() -> bool:
+    out = sys.stdout
+    if getattr(out, "isatty", lambda: False)():
+        return True
+    return type(out).__module__.startswith("ipykernel")  # Jupyter's output honours \r
 
 
-def _check_rate(rate: object) -> None:
-    check_rate("spawn_rate", rate, "users per second")
+_Method = Callable[..., Any]
+
+
+def _weakly(owner: Swarm, method: _Method) -> Callable[..., Any]:
+    """Call ``method(owner, *args)`` while ``owner`` lives; do nothing once it is collected.
+
+    Threads and the control client hold these instead of bound methods, so they never keep
+    a swarm alive that the notebook dropped.
+    """
+    ref = weakref.ref(owner)
+
+    def call(*args: Any) -> Any:
+        swarm = ref()
+        return None if swarm is None else method(swarm, *args)
+
+    return call
+
+
+def _describe_dead(dead: list[tuple[int, int]]) -> str:
+    return ", ".join(f"pid {pid} exited with status {code}" for pid, code in dead)
+
+
+def _check_users(users: object) -> int:
+    return check_count("users", users, 1, ": use stop() to run none")
+
+
+def _check_rate(rate: object) -> float:
+    return check_rate("spawn_rate", rate, "users per second")
+
+
+def _check_arrivals(kind: str) -> Literal["constant", "poisson"]:
+    if kind == "constant":
+        return "constant"
+    if kind == "poisson":
+        return "poisson"
+    raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
