@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,18 @@ def test_api_page_renders_every_public_name(site: Build) -> None:
     # A class's docstring made it onto the page, not only its name.
     first_line = (notebookswarm.Swarm.__doc__ or "").strip().splitlines()[0]
     assert first_line.split(":")[0] in page
+
+
+def test_install_page_explains_every_core_dependency() -> None:
+    """docs/install.md's table names each of the core dependencies and who needs it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in project["dependencies"]}
+    page = (ROOT / "docs" / "install.md").read_text().lower()
+    rows = set()
+    for line in page.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            rows.update(name.strip() for name in line.split("|")[1].split(","))
+    assert core <= rows, f"add a row to docs/install.md for {sorted(core - rows)}"
 
 
 def test_every_notebook_is_a_page(site: Build) -> None:
