@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pytest
 
 import notebookswarm as nbs
+from notebookswarm.cluster import protocol
 from notebookswarm.cluster.master_state import OVERLOADED_CPU, OVERLOADED_LAG, MasterConfig
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import wait_until
@@ -49,14 +49,14 @@ class Frames:
 
     def __init__(self, swarm: Swarm) -> None:
         self.lock = threading.Lock()
-        self.frames: list[dict[str, Any]] = []
+        self.frames: list[protocol.Update] = []
         swarm.on_frame(self._add)
 
-    def _add(self, frame: dict[str, Any]) -> None:
+    def _add(self, frame: protocol.Update) -> None:
         with self.lock:
             self.frames.append(frame)
 
-    def since(self, index: int) -> list[dict[str, Any]]:
+    def since(self, index: int) -> list[protocol.Update]:
         with self.lock:
             return self.frames[index:]
 
@@ -68,9 +68,9 @@ class Frames:
 pytestmark = pytest.mark.usefixtures("no_strays")
 
 
-def flagged(frame: dict[str, Any]) -> list[str]:
+def flagged(frame: protocol.Update) -> list[str]:
     """Ids of the workers a frame's rows mark overloaded."""
-    return [row["id"] for row in frame["workers"] if row["overloaded"]]
+    return [row.id for row in frame.workers if row.overloaded]
 
 
 def test_a_worker_saturated_by_its_users_is_flagged_overloaded() -> None:
@@ -80,15 +80,15 @@ def test_a_worker_saturated_by_its_users_is_flagged_overloaded() -> None:
         worker = str(swarm.workers["id"].iloc[0])
         swarm.start(users=2, spawn_rate=10)
         wait_until(
-            lambda: any(f["overloaded"] for f in frames.since(0)),
+            lambda: any(f.overloaded for f in frames.since(0)),
             timeout=20,
             message="a frame flagging the saturated worker",
         )
-        frame = next(f for f in frames.since(0) if f["overloaded"])
-        assert frame["overloaded"] == [worker]
+        frame = next(f for f in frames.since(0) if f.overloaded)
+        assert frame.overloaded == [worker]
         assert flagged(frame) == [worker]
-        row = next(r for r in frame["workers"] if r["id"] == worker)
-        assert row["cpu_percent"] > OVERLOADED_CPU or row["loop_lag"] > OVERLOADED_LAG
+        row = next(r for r in frame.workers if r.id == worker)
+        assert row.cpu_percent > OVERLOADED_CPU or row.loop_lag > OVERLOADED_LAG
         # The swarm ingests a frame before handing it to callbacks, and the burners keep
         # the flag up, so the controller's view says the same.
         wait_until(lambda: swarm.overloaded == [worker], timeout=5, message="swarm.overloaded")
@@ -108,7 +108,7 @@ def test_an_idle_worker_is_not_flagged_overloaded() -> None:
         def three_clean_in_a_row() -> bool:
             run = 0
             for frame in frames.since(first):
-                run = run + 1 if not frame["overloaded"] and not flagged(frame) else 0
+                run = run + 1 if not frame.overloaded and not flagged(frame) else 0
                 if run >= 3:
                     return True
             return False

@@ -43,12 +43,7 @@ def test_stats_arrive_while_the_kernel_is_idle() -> None:
         total = int(k.run("swarm.stop(); print(int(swarm.stats.iloc[-1]['requests']))"))
         assert total == target.count() > 100
         assert k.run("import sys; print('gevent' in sys.modules)").strip() == "False"
-        pids = [
-            int(p)
-            for p in k.run(
-                "print(swarm._master.process.pid, *(w.pid for w in swarm._workers))"
-            ).split()
-        ]
+        pids = [int(p) for p in k.run("print(*swarm._processes.pids())").split()]
         k.run("swarm.close()")
         assert all(process_gone(pid) for pid in pids)
 
@@ -66,7 +61,7 @@ def test_killing_the_kernel_ends_the_swarm() -> None:
             swarm.start(users=6, spawn_rate=20)
             swarm.wait("spawned", timeout=30)
             import os
-            print(os.getpid(), swarm._master.process.pid, *(w.pid for w in swarm._workers))
+            print(os.getpid(), *swarm._processes.pids())
             """
         )
         kernel_pid, *swarm_pids = (int(p) for p in pids.split())

@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 
 import notebookswarm as nbs
+from notebookswarm.cluster import protocol
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master, start_worker
 from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import CountingServer, descendants, wait_until
-from notebookswarm.users.code import load_args_for_file
 
 FAST = MasterConfig(
     heartbeat_interval=0.5, heartbeat_timeout=3.0, master_timeout=5.0, controller_timeout=5.0
@@ -336,7 +337,7 @@ def test_connect_attaches_to_a_running_master_and_leaves_it_running(
     loader = ControlClient(master.control_endpoint)
     try:
         worker = start_worker(master.worker_endpoint)
-        loader.request("load", **load_args_for_file(users_file(WEB_USER), None, target.url, {}))
+        loader.request(load_code_for_file(users_file(WEB_USER), target.url, {}))
         swarm = Swarm.connect(master.control_endpoint)
         try:
             wait_until(lambda: len(swarm.workers) == 1, timeout=20, message="the worker")
@@ -350,10 +351,10 @@ def test_connect_attaches_to_a_running_master_and_leaves_it_running(
             swarm.close()
         assert master.process.poll() is None
         assert worker.poll() is None
-        assert loader.request("ping")["state"] == "stopped"
+        assert loader.request(protocol.Hail()).state == "stopped"
     finally:
         with contextlib.suppress(NotebookSwarmError):
-            loader.request("quit", timeout=3)
+            loader.request(protocol.QuitMaster(), timeout=3)
         loader.close()
         if worker is not None:
             with contextlib.suppress(Exception):

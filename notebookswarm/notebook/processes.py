@@ -70,6 +70,10 @@ class LocalProcesses:
                 raise NotebookSwarmError(f"{ready} of {count} workers joined within {timeout:g} s")
             time.sleep(0.05)
 
+    def pids(self) -> list[int]:
+        """Return the master's pid, then every worker's."""
+        return [self.master.process.pid, *(w.pid for w in self.workers)]
+
     def dead_workers(self) -> list[tuple[int, int]]:
         """Return ``(pid, exit status)`` of every worker process that has ended."""
         return [(w.pid, w.returncode) for w in self.workers if w.poll() is not None]

@@ -36,12 +36,12 @@ from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.follower import ShapeFollower
+from notebookswarm.notebook.loading import load_code
 from notebookswarm.notebook.processes import LocalProcesses, shutdown, worker_count
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.notebook.view import RunView
-from notebookswarm.users.code import load_args_for_classes, load_args_for_file
 from notebookswarm.users.core import check_host
 
 FrameCallback = Callable[[protocol.Update], None]
@@ -129,19 +129,7 @@ class Swarm(RunView):
         }
         if self.config.raw_samples_file:
             options["raw_samples_file"] = self.config.raw_samples_file
-        if len(users) == 1 and isinstance(users[0], str | Path):
-            args = load_args_for_file(users[0], None, self.host, options)
-        elif not users:
-            raise ConfigError("no user classes given: Swarm(MyUser, host=...) or Swarm('users.py')")
-        else:
-            args = load_args_for_classes(users, self.host, options)
-        return protocol.LoadCode(
-            payload=args["payload"],
-            fmt=args["fmt"],
-            classes=[protocol.ClassSpec(**spec) for spec in args["classes"]],
-            host=args["host"],
-            options=args["options"],
-        )
+        return load_code(users, self.host, options)
 
     def _worker_rows(self) -> list[protocol.WorkerRow]:
         with self._lock:
