@@ -61,8 +61,8 @@ class Stack:
         self._finalizer = weakref.finalize(self, owned.close)
 
     def __repr__(self) -> str:
-        state = "stopped" if self.stopped else f"index={self.has_index()}"
-        return f"<Stack {self.url} {self.settings} {state}>"
+        state = "stopped" if self.stopped else "running"
+        return f"<Stack {self.url} {state} {self.settings}>"
 
     def __enter__(self) -> Stack:
         return self
@@ -125,8 +125,9 @@ class Stack:
         """Sample the database: connections by state, commits, blocks, tuples, scans.
 
         Keys ending in ``_total`` are counters since the cluster started; the others are
-        levels now. Safe to call from a watch thread; a failure raises (and the next call
-        reconnects).
+        levels now. PostgreSQL 15 publishes a busy backend's counters about once a second,
+        an idle one's within ten, so counters trail the load by up to a second while it
+        runs. Safe to call from a watch thread; a failure raises (the next call reconnects).
         """
         owned = self._owned
         with owned.db_lock:
@@ -155,6 +156,7 @@ def _free_port() -> int:
 
 def _load(dsn: str, size: sql.DataSize, index: bool) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(b"CREATE EXTENSION pg_stat_statements")
         conn.execute(sql.SCHEMA.encode())
         conn.execute(size.load_sql().encode())
         if index:
