@@ -3,6 +3,7 @@
 pandas in, pandas and plotly out::
 
     cap = capacity(run)            # cap.table: one row per step; cap.knee: the saturation point
+    cap.server                     # with watched server metrics: which resource hit its limit
     cmp = compare(before, after)   # cmp.table: per endpoint, side by side, with deltas
     degradation(run)               # which endpoint's p95 degraded first as users grew
 
@@ -19,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from notebookswarm.errors import ConfigError
+from notebookswarm.notebook.attribution import Attribution, attribute
 from notebookswarm.notebook.frames import AGGREGATED
 
 #: A step's first seconds are left out of its numbers while its new users start.
@@ -31,10 +33,13 @@ LITTLE_TOLERANCE = 0.2
 
 @dataclass
 class Capacity:
-    """What a step load says about capacity."""
+    """What a step load says about capacity (and, with watched server metrics, why)."""
 
     table: pd.DataFrame
     knee: pd.Series
+    #: Which server resource hit its limit, when the run watched the server's metrics
+    #: (``swarm.watch``): ``server.sentence``, ``server.table``, ``server.figure()``.
+    server: Attribution | None = None
 
     @property
     def throughput(self) -> float:
@@ -120,7 +125,12 @@ def capacity(run: Any, think_time: float = 0.0) -> Capacity:
     table = pd.DataFrame(rows).astype(
         {"users": "int64", "requests": "int64", "littles_law_ok": "bool"}
     )
-    return Capacity(table, _knee(table))
+    knee = _knee(table)
+    server = getattr(run, "server", None)
+    if not isinstance(server, pd.DataFrame) or server.empty:
+        return Capacity(table, knee)
+    found = attribute(server, _steps(run), table, knee, history, SETTLE_SECONDS)
+    return Capacity(table, knee, found)
 
 
 def _span(part: pd.DataFrame, times: pd.Series) -> float:
