@@ -23,12 +23,12 @@ def on_init(environment, **kwargs):
     assert isinstance(environment.runner, MasterRunner | WorkerRunner)
 
 
-def index(l):
-    l.client.get("/")
+def index(user):
+    user.client.get("/")
 
 
-def about(l):
-    l.client.get("/about/")
+def about(user):
+    user.client.get("/about/")
 
 
 class ForumSection(TaskSet):
