@@ -28,6 +28,7 @@ from notebookswarm.cluster.protocol import (
     LoadCode,
     LostInterval,
     Message,
+    NameReport,
     Pace,
     Ping,
     ProtocolError,
@@ -44,6 +45,8 @@ from notebookswarm.cluster.protocol import (
     Stop,
     Stopped,
     StopSwarm,
+    Stuck,
+    StuckTask,
     Targets,
     Update,
     VersionMismatch,
@@ -101,6 +104,20 @@ SAMPLES: list[Message] = [
     Stopped(worker_id="w1"),
     Failed(worker_id="w1", reason="SyntaxError: invalid syntax (users.py, line 3)"),
     Goodbye(worker_id="w1"),
+    Stuck(
+        worker_id="w1",
+        tasks=[StuckTask(user_class="Spinner", task="Spinner.spin", users=1)],
+        waited=4.5,
+        exit_code=5,
+    ),
+    Report(
+        worker_id="w1",
+        seq=8,
+        start=101.0,
+        end=102.0,
+        stats={},
+        names=NameReport(distinct=2400, folded=12, pattern="/item/{n}"),
+    ),
     Welcome(worker_id="w1", heartbeat_interval=1.0, master_timeout=10.0, report_interval=1.0),
     Refused(reason="worker speaks protocol 2, master speaks 1: install the same version"),
     Code(
@@ -298,6 +315,66 @@ WRONG_FIELDS = [
     (Hail, "request_id", -1, "hail.request_id: expected int >= 0, got int -1"),
     (StartSwarm, "targets", {"users": 1}, "start_swarm.targets: expected Targets map"),
 ]
+
+# Ill-formed arguments of control commands: the controller's frame is refused by decode, so
+# the master counts it as dropped (tests/test_master_process.py) and never acts on it.
+LOAD_CODE = next(s for s in SAMPLES if type(s) is LoadCode)
+READER = {"name": "Reader", "weight": 1, "fixed_count": 0}
+MALFORMED_COMMANDS = [
+    (LoadCode, "classes", 5, "load_code.classes: expected list of ClassSpec, got int 5"),
+    (LoadCode, "classes", ["Reader"], r"load_code.classes\[0\]: expected ClassSpec map, got str"),
+    (LoadCode, "classes", [{"name": "Reader"}], r"load_code.classes\[0\]: expected ClassSpec map"),
+    (
+        LoadCode,
+        "classes",
+        [{**READER, "weight": "heavy"}],
+        r"load_code.classes\[0\].weight: expected int >= 0, got str 'heavy'",
+    ),
+    (
+        LoadCode,
+        "classes",
+        [{**READER, "weight": None}],
+        r"load_code.classes\[0\].weight: expected int >= 0, got NoneType",
+    ),
+    (
+        LoadCode,
+        "classes",
+        [{**READER, "fixed_count": math.inf}],
+        r"load_code.classes\[0\].fixed_count: expected int >= 0, got float inf",
+    ),
+    (LoadCode, "fmt", "exe", "load_code.fmt: expected one of 'pickle', 'source', got str 'exe'"),
+    (LoadCode, "payload", "text", "load_code.payload: expected bytes, got str 'text'"),
+    (LoadCode, "payload", 3, "load_code.payload: expected bytes, got int 3"),
+    (LoadCode, "host", 8080, "load_code.host: expected str or nil, got int 8080"),
+    (LoadCode, "options", "ab", "load_code.options: expected map of str to anything, got str"),
+    (LoadCode, "options", [[1, 2]], "load_code.options: expected map of str to anything, got li"),
+    (LoadCode, "options", {1: 2}, "load_code.options key 1: expected str, got int 1"),
+    (StopSwarm, "timeout", "soon", "stop_swarm.timeout: expected .* or nil, got str 'soon'"),
+    (StopSwarm, "timeout", -1.0, "stop_swarm.timeout: expected .* or nil, got float -1.0"),
+    (StopSwarm, "timeout", math.nan, "stop_swarm.timeout: expected .* or nil, got float nan"),
+    (SetTargets, "targets", None, "set_targets.targets: expected Targets map, got NoneType"),
+    (SetTargets, "targets", {"users": 3}, "set_targets.targets: expected Targets map, got dict"),
+    (GetStatus, "request_id", "8", "get_status.request_id: expected int >= 0, got str '8'"),
+]
+
+
+@pytest.mark.parametrize(("cls", "field", "value", "message"), MALFORMED_COMMANDS)
+def test_rejects_ill_formed_command_arguments(
+    cls: type[Message], field: str, value: object, message: str
+) -> None:
+    """A control command whose argument has the wrong type, range or shape raises
+    ProtocolError naming the argument and the value, so no master ever runs it."""
+    sample = next(s for s in SAMPLES if type(s) is cls)
+    with pytest.raises(ProtocolError, match=f"^{message}"):
+        decode(pack({**frame_of(sample), field: value}))
+
+
+@pytest.mark.parametrize("missing", [["fmt"], ["payload", "fmt", "classes", "host", "options"]])
+def test_rejects_a_command_without_its_arguments(missing: list[str]) -> None:
+    """A load_code frame lacking arguments raises ProtocolError naming them."""
+    frame = {k: v for k, v in frame_of(LOAD_CODE).items() if k not in missing}
+    with pytest.raises(ProtocolError, match=f"load_code frame lacks {', '.join(sorted(missing))}"):
+        decode(pack(frame))
 
 
 @pytest.mark.parametrize(("cls", "field", "value", "message"), WRONG_FIELDS)

@@ -7,6 +7,7 @@ Both transports (:mod:`notebookswarm._http.fastclient` and requests' session in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
@@ -15,6 +16,48 @@ from typing import Any
 #: Seconds a request may take before it fails with a timeout. requests has no default,
 #: and a user stuck forever on a stalled target would hide that stall from the stats.
 DEFAULT_TIMEOUT = 60.0
+#: The error of a request that was still waiting for its answer when its user was stopped
+#: for good, past the runtime's ``stop_timeout``.
+CUT_AT_STOP = "stopped: still running at stop_timeout"
+#: Most header fields a response may have, as http.client (and so urllib3) allows.
+MAX_HEADERS = 100
+
+
+class InFlight:
+    """The requests a client has sent and not finished: a stop that cuts them counts them.
+
+    A client calls :meth:`begin` before it sends and :meth:`end` once the answer is read
+    (or the request failed and is recorded). A request cut short by the runtime's kill
+    (``GreenletExit``) never reaches :meth:`end`: the runtime then records it with
+    :meth:`cut`, once, after the user's greenlet has ended.
+    """
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open: list[tuple[str, str, int]] = []
+
+    def begin(self, method: str, name: str, start_ns: int) -> tuple[str, str, int]:
+        """Note a request about to be sent; return the token to pass to :meth:`end`."""
+        entry = (method, name, start_ns)
+        self.open.append(entry)
+        return entry
+
+    def end(self, entry: tuple[str, str, int]) -> None:
+        """The request is finished (answered or failed) and recorded by its client."""
+        entries = self.open
+        if entries and entries[-1] is entry:
+            entries.pop()
+        elif entry in entries:  # not there: cut() counted it, user code caught the kill
+            entries.remove(entry)
+
+    def cut(self, recorder: Any, error: str = CUT_AT_STOP) -> int:
+        """Record every open request as a failure with ``error``; return how many there were."""
+        now = time.perf_counter_ns()
+        entries, self.open = self.open, []
+        for method, name, start in entries:
+            recorder.record_request(method, name, max(0, now - start), 0, error)
+        return len(entries)
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -60,7 +60,9 @@ from requests.structures import CaseInsensitiveDict
 
 from notebookswarm._http.common import (
     DEFAULT_TIMEOUT,
+    MAX_HEADERS,
     CatchResponse,
+    InFlight,
     describe_exception,
     describe_status,
     join_url,
@@ -255,11 +257,25 @@ class _Reader:
                 return head
             if len(self.buf) > MAX_HEAD_BYTES:
                 raise LineTooLong(f"response head (over {MAX_HEAD_BYTES} bytes)")
+            self._check_status_line()
             start = max(0, len(self.buf) - 3)
             if not self._fill():
                 if self.got_bytes:
+                    self._check_status_line(final=True)
                     raise RemoteDisconnected("Remote end closed connection in the response head")
                 raise RemoteDisconnected("Remote end closed connection without response")
+
+    def _check_status_line(self, final: bool = False) -> None:
+        """Raise BadStatusLine as soon as the bytes cannot begin a response, as http.client.
+
+        A server that is not speaking HTTP (an SSH banner, a line of text) then fails the
+        request at once, not at its timeout or as a disconnection.
+        """
+        buf = self.buf
+        if not buf or (len(buf) < 5 and not final and b"HTTP/".startswith(buf)):
+            return
+        if not buf.startswith(b"HTTP/"):
+            raise BadStatusLine(buf.split(b"\r\n", 1)[0][:100].decode("latin-1"))
 
     def exactly(self, size: int) -> bytes:
         if len(self.buf) < size:
@@ -328,7 +344,10 @@ def _read_response(reader: _Reader, method: str) -> _RawResponse:
     raw.reason = reason.strip()
     connection = ""
     headers = raw.headers
-    for line in header_block.split("\r\n") if header_block else ():
+    lines = header_block.split("\r\n") if header_block else ()
+    if len(lines) > MAX_HEADERS:
+        raise HTTPException(f"got more than {MAX_HEADERS} headers")  # http.client's words
+    for line in lines:
         name, sep, value = line.partition(":")
         if not sep:
             raise HTTPException(f"malformed header line {line[:100]!r}")
@@ -433,6 +452,7 @@ class FastHttpSession:
         self.network_timeout = network_timeout
         self.headers: dict[str, str] = {}
         self.cookies = CookieJar()
+        self.in_flight = InFlight()
         self._pool = ConnectionPool(connection_timeout, insecure)
 
     # Locust-style verbs. Each returns FastResponse, or CatchResponse when asked.
@@ -500,16 +520,22 @@ class FastHttpSession:
         extra = _request_headers(self.headers, headers, content_type, kwargs.get("auth"))
         timeout = self.network_timeout if timeout is None else timeout
         allow_redirects = bool(kwargs.get("allow_redirects", True))
+        label = url if name is None else name
 
         start = time.perf_counter_ns()
+        flight = self.in_flight.begin(method, label, start)
         try:
             response = self._send_following(method, full_url, body, extra, timeout, allow_redirects)
             error = describe_status(response.status_code, response.reason)
         except (OSError, HTTPException, ValueError) as exc:
             response = FastResponse(full_url, error=exc)
             error = describe_exception(exc)
+        except Exception:  # a mistake in the call: it raises into the task, uncounted
+            self.in_flight.end(flight)
+            raise
         latency = time.perf_counter_ns() - start
-        label = url if name is None else name
+        # Not reached when the runtime's kill cuts the request: it stays open for cut().
+        self.in_flight.end(flight)
         nbytes = len(response.content)
 
         if catch_response:

@@ -23,6 +23,7 @@ import gevent
 from gevent import Greenlet
 from gevent.event import Event
 
+from notebookswarm.engine.boundary import call_guarded, count_failure, cut_in_flight
 from notebookswarm.stats.requests import StatsRecorder
 from notebookswarm.users.core import User, UserContext
 
@@ -137,11 +138,12 @@ class ArrivalRunner:
             tags=self.template.tags,
             exclude_tags=self.template.exclude_tags,
             _task_cache=self.template._task_cache,
+            environment=self.template.environment,
         )
         try:
             user = cls(context)
-        except Exception as exc:
-            self.recorder.record_exception(exc)
+        except BaseException as exc:
+            count_failure(self.recorder, exc)
             return None
         self.pool.append(user)
         return user
@@ -153,7 +155,15 @@ class ArrivalRunner:
             if late_ns > LATE_NS:
                 self.recorder.current.late += 1
             recorder.late_ns = late_ns
-            if not user.run_one_task():
+            try:
+                going_on = user.run_one_task()
+            except BaseException as exc:  # the kill at stop, or SystemExit and the like
+                cut_in_flight(user)
+                count_failure(self.recorder, exc)  # the kill goes on: stop() runs on_stop
+                call_guarded(self.recorder, user._finish)  # stopped, as by StopUser
+                self._retire(user)
+                return
+            if not going_on:
                 self._retire(user)
                 return
             if not self.backlog:
@@ -178,10 +188,12 @@ class ArrivalRunner:
             self._loop = None
         self.rate = 0.0
         self.backlog.clear()
+        for user in self.pool:
+            user._stop_requested = True  # what a request the kill cuts is counted as
         gevent.joinall(list(self.busy), timeout=timeout)
         for greenlet in list(self.busy):
             greenlet.kill(block=True, timeout=1.0)
-        finishing = [gevent.spawn(user._finish) for user in self.pool]
+        finishing = [gevent.spawn(call_guarded, self.recorder, user._finish) for user in self.pool]
         gevent.joinall(finishing, timeout=timeout)
         for user in list(self.pool):
             self._retire(user)

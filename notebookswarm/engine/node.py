@@ -21,11 +21,11 @@ import socket
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import cloudpickle
 import gevent
 import psutil
 import zmq
@@ -35,11 +35,16 @@ from zmq.utils.monitor import recv_monitor_message
 from notebookswarm._version import __version__
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake, worker_curve_options
+from notebookswarm.engine.boundary import escapes, install_interrupt_handler
+from notebookswarm.engine.locust_events import WorkerEvents, load_worker_code
 from notebookswarm.engine.runtime import READY, Runtime, RuntimeConfig
+from notebookswarm.engine.stuck import EXIT_STUCK, StopWatch, last_words, stuck_users
 from notebookswarm.errors import ConfigError
+from notebookswarm.stats.names import DEFAULT_MAX_NAMES, DEFAULT_WARN_NAMES
 from notebookswarm.stats.requests import StatsRecorder
+from notebookswarm.users.code import install_sources
+from notebookswarm.users.compat.loading import load_locustfile
 from notebookswarm.users.core import User
-from notebookswarm.users.loader import load_file, load_source
 
 Send = Callable[[protocol.Message], None]
 _CORES = os.cpu_count() or 1
@@ -58,6 +63,11 @@ class LoopMonitor:
         self._worst = 0.0
         self._last_wake = time.monotonic()
         self._greenlet = gevent.spawn(self._watch)
+
+    @property
+    def last_wake(self) -> float:
+        """When (monotonic) the loop last ran this monitor: long ago means a blocked hub."""
+        return self._last_wake
 
     def _watch(self) -> None:
         while True:
@@ -116,11 +126,15 @@ class Reporter:
         self.recorder = recorder
         self.send = send
         self.runtime: Runtime | None = None
+        self.events: WorkerEvents | None = None  # a locustfile's listeners, when loaded
         self.seq = 0
         self.since = time.time()
         self.loop = LoopMonitor()
         self.process = psutil.Process()
         self.process.cpu_percent(None)  # the first call only starts the measurement
+        #: A stop in progress, watched from a native thread (see engine.stuck).
+        self.watch = StopWatch()
+        self.hub_thread: int = gevent.monkey.get_original("_thread", "get_ident")()
 
     def heartbeat(self) -> protocol.Heartbeat:
         """Describe this worker's state now."""
@@ -138,14 +152,62 @@ class Reporter:
         """Send the stats recorded since the last flush (also when there are none)."""
         now = time.time()
         delta = self.recorder.take()
+        custom = self.events.report(delta) if self.events is not None else None
         report = protocol.Report(
-            worker_id=self.worker_id, seq=self.seq, start=self.since, end=now, stats=delta.to_wire()
+            worker_id=self.worker_id,
+            seq=self.seq,
+            start=self.since,
+            end=now,
+            stats=delta.to_wire(),
+            custom=custom,
+            names=self.names(),
         )
         if isinstance(self.recorder, SamplingRecorder):
             self.recorder.dump(self.worker_id, self.seq)
         self.send(report)
         self.seq += 1
         self.since = now
+
+    def names(self) -> protocol.NameReport | None:
+        """Say how many request names this worker keeps, once they are many or folded."""
+        names = self.recorder.names
+        folded = names.take_folded()
+        if names.distinct < DEFAULT_WARN_NAMES and not folded:
+            return None
+        return protocol.NameReport(
+            distinct=names.distinct, folded=folded, pattern=names.top_pattern()
+        )
+
+    def stuck_check(self) -> float | None:
+        """From a native thread: seconds a stop has waited, if it is stuck (engine.stuck)."""
+        return self.watch.overdue(time.monotonic(), self.loop.last_wake)
+
+    def last_words(self, waited: float) -> list[protocol.Message]:
+        """From a native thread, the hub stuck: the last Report and a Stuck message."""
+        users = self.runtime.live_users() if self.runtime is not None else []
+        stuck = stuck_users(users, self.hub_thread)
+        delta = last_words(self.recorder, users, stuck)
+        report = protocol.Report(
+            worker_id=self.worker_id,
+            seq=self.seq,
+            start=self.since,
+            end=time.time(),
+            stats=delta.to_wire(),
+            names=self.names(),
+        )
+        counts = Counter((one.user_class, one.task) for one in stuck)
+        tasks = [protocol.StuckTask(user_class=c, task=t, users=n) for (c, t), n in counts.items()]
+        names = ", ".join(f"{t.user_class} in {t.task}" for t in tasks) or "no user task"
+        print(
+            f"notebookswarm worker {self.worker_id}: users still running {waited:.1f} s after "
+            f"the stop was asked ({names}): exiting with status {EXIT_STUCK}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stuck_message = protocol.Stuck(
+            worker_id=self.worker_id, tasks=tasks, waited=waited, exit_code=EXIT_STUCK
+        )
+        return [report, stuck_message]
 
     def run_every(self, interval: float, with_heartbeat: bool) -> None:
         """Flush at every multiple of ``interval`` on the wall clock, until killed.
@@ -164,21 +226,14 @@ class Reporter:
 # --- joined to a master ------------------------------------------------------------
 
 
+def native_lock() -> Any:
+    """A lock of the operating system's, not gevent's: the heartbeat thread may take it."""
+    return gevent.monkey.get_original("_thread", "allocate_lock")()
+
+
 def new_worker_id() -> str:
     """Return an id unique to this process: host, pid and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-
-
-def load_code(message: protocol.Code) -> list[type[User]]:
-    """Turn a Code message into user classes (cloudpickled objects or Python source)."""
-    if message.fmt == "pickle":
-        loaded: Any = cloudpickle.loads(message.payload)
-        classes = list(loaded)
-    else:
-        filename = str(message.options.get("filename", "<users>"))
-        classes = load_source(message.payload.decode("utf-8"), filename, message.classes)
-    by_name = {cls.__name__: cls for cls in classes}
-    return [by_name[name] for name in message.classes]
 
 
 class Heartbeats:
@@ -212,9 +267,12 @@ class Heartbeats:
             sock.send(protocol.encode(self.reporter.heartbeat()))
             deadline = time.monotonic() + self.interval
             while (left := deadline - time.monotonic()) > 0:
-                if sock.poll(int(left * 1000) + 1):
-                    sock.recv()
+                if sock.poll(int(min(left, 0.25) * 1000) + 1):
+                    self._heard(sock.recv())
                     last_ping = time.monotonic()
+                waited = self.reporter.stuck_check()
+                if waited is not None:
+                    self._give_up(sock, context, waited)
             silent = time.monotonic() - last_ping
             if silent > self.master_timeout:
                 print(
@@ -224,6 +282,26 @@ class Heartbeats:
                     flush=True,
                 )
                 os._exit(4)
+
+    def _heard(self, frame: bytes) -> None:
+        """A Ping, or a Stop or Quit the master copies here for a worker whose hub is stuck."""
+        try:
+            message = protocol.decode(frame)
+        except protocol.ProtocolError:
+            return
+        if isinstance(message, protocol.Stop | protocol.Quit):
+            runtime = self.reporter.runtime
+            default = runtime.config.stop_timeout if runtime is not None else 10.0
+            timeout = getattr(message, "timeout", None)
+            self.reporter.watch.asked(default if timeout is None else timeout, time.monotonic())
+
+    def _give_up(self, sock: Any, context: Any, waited: float) -> None:
+        """Send the last report and Stuck on this thread's socket, then exit (engine.stuck)."""
+        for message in self.reporter.last_words(waited):
+            sock.send(protocol.encode(message))
+        sock.close(linger=2000)  # sent before the process goes
+        context.term()
+        os._exit(EXIT_STUCK)
 
 
 class HandshakeFailed(Exception):
@@ -249,7 +327,7 @@ class WorkerNode:
         # Watch the handshake from the first connection attempt: a refusal can come fast.
         self._monitor = self.sock.get_monitor_socket(HANDSHAKE_FAILURES)
         self.sock.connect(endpoint)
-        self.recorder = StatsRecorder()
+        self.recorder = StatsRecorder(lock=native_lock())
         self.reporter = Reporter(self.worker_id, self.recorder, self.send)
         self.classes: list[type[User]] = []
         self.code: protocol.Code | None = None
@@ -314,6 +392,8 @@ class WorkerNode:
                 ticker.kill()
                 self._stop(None)
                 self.send(protocol.Goodbye(worker_id=self.worker_id))
+                if self.reporter.events is not None:
+                    self.reporter.events.quitting()
                 return 0
             handler = getattr(self, f"_on_{type(message).__name__.lower()}", None)
             if handler is not None:
@@ -354,8 +434,11 @@ class WorkerNode:
         if self.reporter.runtime is not None:
             self._stop(None)
         try:
-            self.classes = load_code(message)
             options = message.options
+            install_sources(options.get("sources") or {})
+            if message.fmt == "source" and "filename" in options:
+                install_sources({str(options["filename"]): message.payload.decode("utf-8")})
+            self.classes, environment = load_worker_code(message)
             if options.get("raw_samples_file"):
                 self.recorder = SamplingRecorder(str(options["raw_samples_file"]))
                 self.reporter.recorder = self.recorder
@@ -364,12 +447,28 @@ class WorkerNode:
                 tags=frozenset(options["tags"]) if options.get("tags") else None,
                 exclude_tags=frozenset(options.get("exclude_tags") or ()),
                 stop_timeout=float(options.get("stop_timeout", 10.0)),
+                max_names=int(options.get("max_names", DEFAULT_MAX_NAMES)),
             )
             self.reporter.runtime = Runtime(self.classes, self.recorder, config)
-        except Exception as exc:
+            events = WorkerEvents(environment, self.worker_id, self.recorder, self._leave)
+            self.reporter.events = events
+            events.attach(self.reporter.runtime)
+        except BaseException as exc:  # a sys.exit() at the top of a file too
+            if escapes(exc):
+                raise
             text = "".join(traceback.format_exception(exc))
-            self.say(f"cannot load the user code:\n{text}")
+            # One line here; the traceback goes to the master, and the person sees it once.
+            self.say(f"cannot load the user code ({type(exc).__name__}: {exc}): told the master")
             self.send(protocol.Failed(worker_id=self.worker_id, reason=text))
+
+    def _leave(self) -> None:
+        """``environment.runner.quit()`` in user code: stop, report, say goodbye, exit."""
+        self._stop(None)
+        self.send(protocol.Goodbye(worker_id=self.worker_id))
+        if self.reporter.events is not None:
+            self.reporter.events.quitting()
+        self.close()
+        os._exit(0)
 
     def _on_spawn(self, message: protocol.Spawn) -> None:
         runtime = self.reporter.runtime
@@ -377,6 +476,8 @@ class WorkerNode:
             return
         self.generation = message.generation
         try:
+            if self.reporter.events is not None:
+                self.reporter.events.starting()
             runtime.set_targets(message.targets, message.spawn_rate)
         except ConfigError as exc:
             self.send(protocol.Failed(worker_id=self.worker_id, reason=str(exc)))
@@ -386,6 +487,8 @@ class WorkerNode:
         if runtime is None or message.generation <= self.generation:
             return
         self.generation = message.generation
+        if self.reporter.events is not None:
+            self.reporter.events.starting()
         runtime.set_arrivals(message.rate, message.max_users, message.poisson, message.max_backlog)
 
     def _on_stop(self, message: protocol.Stop) -> None:
@@ -395,10 +498,15 @@ class WorkerNode:
     def _stop(self, timeout: float | None) -> None:
         runtime = self.reporter.runtime
         if runtime is not None:
+            grace = runtime.config.stop_timeout if timeout is None else timeout
+            self.reporter.watch.asked(grace, time.monotonic())
             runtime.stop(timeout)
+        if self.reporter.events is not None:
+            self.reporter.events.stopping()  # before the flush: its report data travels in it
         self.reporter.flush()
         self.send(self.reporter.heartbeat())
         self.send(protocol.Stopped(worker_id=self.worker_id))
+        self.reporter.watch.finished()
 
 
 # --- standalone --------------------------------------------------------------------
@@ -436,10 +544,14 @@ def run_standalone(args: argparse.Namespace) -> int:
         exclude_tags=frozenset(args.exclude_tags or ()),
         stop_timeout=args.stop_timeout,
     )
-    recorder = StatsRecorder()
+    recorder = StatsRecorder(lock=native_lock())
     try:
-        classes = load_file(args.locustfile, args.user_class or None)
+        loaded = load_locustfile(args.locustfile, args.user_class or None, keep=True)
+        classes = loaded.classes
         runtime = Runtime(classes, recorder, config)
+        events = WorkerEvents(loaded.environment, worker_id, recorder)
+        events.attach(runtime)
+        events.starting()
         specs = [UserClassSpec(c.__name__, c.weight, c.fixed_count) for c in classes]
         runtime.set_targets(split_users(args.users, specs), args.spawn_rate)
     except ConfigError as exc:
@@ -456,18 +568,45 @@ def run_standalone(args: argparse.Namespace) -> int:
     )
     reporter = Reporter(worker_id, recorder, send)
     reporter.runtime = runtime
+    reporter.events = events
     ticker = gevent.spawn(reporter.run_every, args.report_interval, True)
     watchdog = gevent.spawn(_exit_when_orphaned, os.getppid())
+    start_thread: Any = gevent.monkey.get_original("_thread", "start_new_thread")
+    stop_at = time.monotonic() + args.run_time
+    start_thread(_watch_stop, (reporter, send, stop_at, args.stop_timeout))
     gevent.sleep(args.run_time)
     runtime.stop()
+    reporter.watch.finished()
     ticker.kill()
+    events.stopping()
     reporter.flush()
     send(reporter.heartbeat())
     send(protocol.Stopped(worker_id=worker_id))
+    events.quitting()
     watchdog.kill()
     reporter.loop.close()
     out.close()
     return 0
+
+
+def _watch_stop(reporter: Reporter, send: Send, stop_at: float, timeout: float) -> None:
+    """A native thread: the stop is due at ``stop_at``; if it gets stuck, leave (engine.stuck).
+
+    It asks the stop itself: a hub held by a task in a CPU-bound loop never wakes the
+    main greenlet that would.
+    """
+    sleep = gevent.monkey.get_original("time", "sleep")
+    asked = False
+    while True:
+        sleep(0.25)
+        if not asked and time.monotonic() >= stop_at:
+            reporter.watch.asked(timeout, stop_at)
+            asked = True
+        waited = reporter.stuck_check()
+        if waited is not None:
+            for message in reporter.last_words(waited):
+                send(message)
+            os._exit(EXIT_STUCK)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -495,12 +634,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stop-timeout", type=float, default=10.0)
     p.add_argument("--tags", nargs="*")
     p.add_argument("--exclude-tags", nargs="*")
+    p.add_argument(
+        "--single-user", action="store_true", help="run one user, printing every request"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a worker process; see the module docstring for the modes."""
     args = parse_args(argv)
+    install_interrupt_handler()  # a real Ctrl-C stops the worker; a user's raise does not
+    if args.single_user:
+        from notebookswarm.engine.single_user import run_single_user
+
+        return run_single_user(args)
     if args.standalone:
         if not args.locustfile:
             print("--standalone needs --locustfile FILE", file=sys.stderr)

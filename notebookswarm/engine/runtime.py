@@ -7,7 +7,9 @@ import it, after the worker entry point has monkey-patched the process.
 
 Users above a target are stopped at once, newest first; starts are paced at the spawn
 rate. Stopping a user: a user waiting between tasks stops at once; a user inside a task
-finishes it, unless ``stop_timeout`` seconds pass first, then it is killed.
+finishes it, unless ``stop_timeout`` seconds pass first, then it is killed; its requests
+still waiting for an answer are counted as failures (``CUT_AT_STOP``). What user code
+raises is counted and never ends the worker (see :mod:`notebookswarm.engine.boundary`).
 
 A user whose wait between top-level tasks is at least its class's ``park_after`` seconds
 (5 s by default) is parked for the wait: its greenlet ends and a timer starts a fresh
@@ -20,19 +22,21 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from gevent import Greenlet
+from gevent import Greenlet, GreenletExit
 
 from notebookswarm._checks import check_count, check_rate
 from notebookswarm.engine.arrivals import ArrivalRunner
+from notebookswarm.engine.boundary import call_guarded, count_failure, cut_in_flight
 from notebookswarm.engine.ramp import next_change, step_time
 from notebookswarm.errors import ConfigError
+from notebookswarm.stats.names import DEFAULT_MAX_NAMES
 from notebookswarm.stats.requests import StatsRecorder
-from notebookswarm.users.core import User, UserContext, check_user_classes, resolve_host
+from notebookswarm.users.core import User, UserContext, check_hosts, check_user_classes
 
 #: Worker/runtime states, as reported upward.
 READY, SPAWNING, RUNNING, STOPPED = "ready", "spawning", "running", "stopped"
@@ -44,12 +48,15 @@ class RuntimeConfig:
 
     ``stop_timeout``: seconds a user inside a task may take to finish it once asked to
     stop, before it is killed (10 s by default, so a stalled target cannot hang a stop).
+    ``max_names``: distinct request names this worker keeps; later new ones are counted
+    under ``<other names>`` (see :mod:`notebookswarm.stats.names`).
     """
 
     host: str | None = None
     tags: frozenset[str] | None = None
     exclude_tags: frozenset[str] = frozenset()
     stop_timeout: float = 10.0
+    max_names: int = DEFAULT_MAX_NAMES
 
 
 class _Slot:
@@ -87,9 +94,9 @@ class Runtime:
     ) -> None:
         self.config = config or RuntimeConfig()
         self.classes = {cls.__name__: cls for cls in check_user_classes(classes)}
-        for cls in self.classes.values():
-            resolve_host(cls, self.config.host)  # a bad host fails here, before any user
+        check_hosts(self.classes.values(), self.config.host)  # before any user, not per task
         self.recorder = recorder
+        recorder.names.limit = self.config.max_names
         self.context = UserContext(
             recorder=recorder,
             host=self.config.host,
@@ -101,6 +108,9 @@ class Runtime:
         self._users: dict[str, list[_Slot]] = {n: [] for n in self.classes}
         self._spawner: Greenlet | None = None
         self.arrivals: ArrivalRunner | None = None
+        #: Called with the user count when a ramp reaches its targets (Locust's
+        #: spawning_complete event; set by engine.locust_events).
+        self.on_spawned: Callable[[int], None] | None = None
 
     def user_counts(self) -> dict[str, int]:
         """Return how many users of each class are running now (the pool, in rate mode)."""
@@ -111,6 +121,13 @@ class Runtime:
     def user_count(self) -> int:
         """Return how many users are running now."""
         return sum(len(users) for users in self._users.values())
+
+    def live_users(self) -> list[User]:
+        """Return every user not yet ended (closed-model slots and the arrival pool)."""
+        users = [slot.user for slots in list(self._users.values()) for slot in list(slots)]
+        if self.arrivals is not None:
+            users += list(self.arrivals.pool)
+        return users
 
     def set_targets(self, targets: Mapping[str, int], spawn_rate: float) -> None:
         """Move toward ``targets`` (users per class), starting ``spawn_rate`` users a second.
@@ -155,12 +172,14 @@ class Runtime:
             self._start_user(self.classes[name])
             step += 1
         self.state = RUNNING
+        if self.on_spawned is not None:
+            self.on_spawned(self.user_count())
 
     def _start_user(self, cls: type[User]) -> None:
         try:
             user = cls(self.context)
-        except Exception as exc:  # a broken __init__ is the user's bug: count it
-            self.recorder.record_exception(exc)
+        except BaseException as exc:  # a broken __init__ is the user's bug: count it
+            count_failure(self.recorder, exc)
             return
         user._parkable = True
         slot = _Slot(user)
@@ -180,14 +199,17 @@ class Runtime:
         parked: float | None = None
         try:
             parked = user.run()
-        except Exception as exc:
-            self.recorder.record_exception(exc)
+        except GreenletExit:  # the runtime's kill, past stop_timeout
+            raise
+        except BaseException as exc:  # SystemExit too: counted, and the user stops
+            count_failure(self.recorder, exc)
         finally:
             if parked is not None:  # wake up for the next task in a fresh greenlet
                 slot.greenlet = None
                 slot.timer = gevent.get_hub().loop.timer(parked)
                 slot.timer.start(self._go, slot)
             else:
+                cut_in_flight(user)  # the greenlet is done: nothing can record them again
                 self._ended(slot)
 
     def _ended(self, slot: _Slot) -> None:
@@ -200,7 +222,7 @@ class Runtime:
                 break
 
     def _end_parked(self, user: User) -> None:
-        user._finish()  # on_stop, as for a user killed while it waited
+        call_guarded(self.recorder, user._finish)  # on_stop, as for one killed in a wait
         _close_client(user)
 
     def _stop_user(self, slot: _Slot, grace: float | None = None) -> Greenlet:

@@ -9,17 +9,21 @@ msgpack unchanged.
 
 A worker records into a :class:`StatsRecorder` and calls :meth:`StatsRecorder.take` once
 per report interval; that hands over the interval's delta and starts a new one, so a
-worker keeps nothing that grows with the length of the run.
+worker keeps nothing that grows with the length of the run. It keeps at most
+``max_names`` distinct request names (see :mod:`notebookswarm.stats.names`): later new
+ones are counted under one ``<other names>`` row per method.
 """
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from notebookswarm.stats.histogram import Histogram
+from notebookswarm.stats.names import DEFAULT_MAX_NAMES, NameLimit
 
 Key = tuple[str, str]
 """An endpoint: ``(method, name)``."""
@@ -128,6 +132,20 @@ class RequestStats:
     arrivals: int = 0
     late: int = 0
     dropped: int = 0
+    #: Where new names are admitted or folded (a recorder's; None admits every name).
+    names: NameLimit | None = field(default=None, compare=False, repr=False)
+
+    def _endpoint(self, method: str, name: str, late: bool = False) -> tuple[str, EndpointStats]:
+        """Return the name to count under (folded past the name limit) and its counters."""
+        stats = self.endpoints.get((method, name))
+        if stats is None:
+            if self.names is not None:
+                name = self.names.admit(method, name)
+                stats = self.endpoints.get((method, name))
+            if stats is None:
+                stats = EndpointStats(corrected=Histogram()) if late else EndpointStats()
+                self.endpoints[(method, name)] = stats
+        return name, stats
 
     def record_late_request(
         self,
@@ -139,10 +157,7 @@ class RequestStats:
         error: str | None,
     ) -> None:
         """Count one request of an arrival that started ``late_ns`` after it was due."""
-        key = (method, name)
-        stats = self.endpoints.get(key)
-        if stats is None:
-            stats = self.endpoints[key] = EndpointStats(corrected=Histogram())
+        name, stats = self._endpoint(method, name, late=True)
         stats.record_late(latency_ns, late_ns, nbytes, error is not None)
         if error is not None:
             self._add_error((method, name, error), 1)
@@ -151,10 +166,7 @@ class RequestStats:
         self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
     ) -> None:
         """Count one request; ``error`` is ``None`` for a success, else what went wrong."""
-        key = (method, name)
-        stats = self.endpoints.get(key)
-        if stats is None:
-            stats = self.endpoints[key] = EndpointStats()
+        name, stats = self._endpoint(method, name)
         stats.record(latency_ns, nbytes, error is not None)
         if error is not None:
             self._add_error((method, name, error), 1)
@@ -173,6 +185,10 @@ class RequestStats:
         error = f"{type(exc).__name__}: {exc}"
         text = "".join(traceback.format_exception(exc))
         self._add_exception(site, ExceptionRecord(1, error, text))
+
+    def record_exception_text(self, site: str, error: str, text: str, count: int = 1) -> None:
+        """Count a failure of user code that is not an exception object (a stuck task)."""
+        self._add_exception(site, ExceptionRecord(count, error, text))
 
     def _add_exception(self, site: str, record: ExceptionRecord) -> None:
         known = self.exceptions.get(site)
@@ -239,20 +255,39 @@ class RequestStats:
 
 
 class StatsRecorder:
-    """Collect one report interval at a time; :meth:`take` hands it over and starts anew."""
+    """Collect one report interval at a time; :meth:`take` hands it over and starts anew.
 
-    def __init__(self) -> None:
-        self.current = RequestStats()
+    ``max_names``: distinct request names kept before new ones are folded (see
+    :mod:`notebookswarm.stats.names`). ``lock``: held around every change and the hand-over
+    in :meth:`take`, for a recorder that a second native thread may take from (a worker's
+    last report when its event loop is stuck); None for one thread.
+    """
+
+    def __init__(
+        self,
+        max_names: int = DEFAULT_MAX_NAMES,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.names = NameLimit(max_names)
+        self._lock: contextlib.AbstractContextManager[Any] = lock or contextlib.nullcontext()
+        self.current = RequestStats(names=self.names)
 
     def record_request(
         self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
     ) -> None:
         """Count one request in the current interval."""
-        self.current.record_request(method, name, latency_ns, nbytes, error)
+        with self._lock:
+            self.current.record_request(method, name, latency_ns, nbytes, error)
 
     def record_exception(self, exc: BaseException) -> None:
         """Count an exception raised by user code in the current interval."""
-        self.current.record_exception(exc)
+        with self._lock:
+            self.current.record_exception(exc)
+
+    def record_exception_text(self, site: str, error: str, text: str, count: int = 1) -> None:
+        """Count a failure of user code given as text, e.g. a task that would not stop."""
+        with self._lock:
+            self.current.record_exception_text(site, error, text, count)
 
     def record_late_request(
         self,
@@ -264,9 +299,11 @@ class StatsRecorder:
         error: str | None,
     ) -> None:
         """Count one request of a late arrival in the current interval."""
-        self.current.record_late_request(method, name, latency_ns, late_ns, nbytes, error)
+        with self._lock:
+            self.current.record_late_request(method, name, latency_ns, late_ns, nbytes, error)
 
     def take(self) -> RequestStats:
         """Return the interval recorded so far and start a new one."""
-        taken, self.current = self.current, RequestStats()
+        with self._lock:
+            taken, self.current = self.current, RequestStats(names=self.names)
         return taken

@@ -4,11 +4,19 @@ Classes defined in a notebook cell travel by value (cloudpickle, with the functi
 module-level values they use); classes in a ``.py`` file travel as the file's source. The
 class metadata the master needs for dispatch (name, weight, fixed_count) travels beside
 the payload as plain data, so the master never unpickles anything.
+
+Tracebacks of user code name the file and line it was written in, on workers too:
+cloudpickle would rename every function's file ``<dynamic-code>``, so the pickler here
+keeps the real name (a cell's is the kernel's, e.g. ``/tmp/ipykernel_123/456.py``) and the
+source lines of those files travel in ``options["sources"]`` for the worker's linecache.
 """
 
 from __future__ import annotations
 
+import io
+import linecache
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,56 @@ def _check_unique(classes: Sequence[type[User]]) -> None:
         raise ConfigError(f"user class names must be unique in one swarm, got {names}")
 
 
+#: Source shipped for tracebacks stops at this many characters per payload.
+MAX_SOURCE_CHARS = 2_000_000
+
+
+class _NamedCodePickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped base
+    """cloudpickle, keeping each function's file name and noting which files were used."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self.filenames: set[str] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is types.CodeType:
+            make, args = self.dispatch_table[types.CodeType](obj)
+            self.filenames.add(obj.co_filename)
+            # co_filename sits right after the variable names in every CodeType signature
+            # cloudpickle writes; checked, so a new layout falls back to its own name.
+            position = 10
+            if args[position] == "<dynamic-code>":
+                args = (*args[:position], obj.co_filename, *args[position + 1 :])
+            return make, args
+        return super().reducer_override(obj)
+
+
+def dumps_with_sources(value: Any) -> tuple[bytes, dict[str, str]]:
+    """Pickle ``value`` with cloudpickle; return the bytes and the source of its code's files.
+
+    The sources are what ``linecache`` knows here (a notebook cell's text included), so a
+    worker can show the line of a traceback; at most ``MAX_SOURCE_CHARS`` in all.
+    """
+    buffer = io.BytesIO()
+    pickler = _NamedCodePickler(buffer)
+    pickler.dump(value)
+    sources: dict[str, str] = {}
+    budget = MAX_SOURCE_CHARS
+    for filename in sorted(pickler.filenames):
+        text = "".join(linecache.getlines(filename))
+        if text and len(text) <= budget:
+            sources[filename] = text
+            budget -= len(text)
+    return buffer.getvalue(), sources
+
+
+def install_sources(sources: Mapping[str, str]) -> None:
+    """Let tracebacks here show lines of code written elsewhere (see dumps_with_sources)."""
+    for filename, text in sources.items():
+        # mtime None: linecache.checkcache() keeps the entry rather than look for a file.
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+
+
 def load_args_for_classes(
     classes: Sequence[Any], host: str | None, options: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -44,13 +102,13 @@ def load_args_for_classes(
         name = cls.__module__
         if module is not None and not name.startswith("notebookswarm") and name != "__main__":
             cloudpickle.register_pickle_by_value(module)
-    payload = cloudpickle.dumps(list(checked))
+    payload, sources = dumps_with_sources(list(checked))
     return {
         "payload": payload,
         "fmt": "pickle",
         "classes": _describe(checked),
         "host": host,
-        "options": dict(options),
+        "options": {**options, "sources": sources},
     }
 
 
@@ -66,5 +124,6 @@ def load_args_for_file(
         "fmt": "source",
         "classes": _describe(classes),
         "host": host,
-        "options": {**options, "filename": str(path)},
+        # The absolute path: a worker's tracebacks name the file wherever it runs.
+        "options": {**options, "filename": str(Path(path).resolve())},
     }

@@ -18,12 +18,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 from notebookswarm.errors import ConfigError
 from notebookswarm.stats.recorder import Recorder
+from notebookswarm.users.measure import Measurement, measure
 from notebookswarm.users.wait_time import between
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +76,16 @@ class UserContext:
     tags: frozenset[str] | None = None
     exclude_tags: frozenset[str] = frozenset()
     _task_cache: dict[tuple[type[Any], bool], list[TaskLike]] = field(default_factory=dict)
+    #: Locust's ``environment`` (users.compat), set by the process that runs the users.
+    environment: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        # A Locust user's __init__(self, environment) gets this context: let it read the
+        # environment's attributes (events, parsed_options, runner...) through it.
+        environment = self.__dict__.get("environment")
+        if environment is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(environment, name)
 
     def tasks_of(self, cls: type[Any], selected: bool = False) -> list[TaskLike]:
         """Return a class's tasks after the tag filter (memoised per class).
@@ -198,6 +210,9 @@ def filter_tasks(
 
 # --- running ------------------------------------------------------------------------
 
+#: What a measured block lets through: the user API's own control flow.
+_CONTROL_FLOW = (StopUser, RescheduleTask, InterruptTaskSet, _BackToParent)
+
 
 class TaskSet(metaclass=_TaskHolderMeta):
     """A group of tasks a user runs; nest one in a user's ``tasks`` for sub-behaviour."""
@@ -222,6 +237,11 @@ class TaskSet(metaclass=_TaskHolderMeta):
     def client(self) -> Any:
         """The user's client (an HTTP session for ``HttpUser``)."""
         return self.user.client
+
+    @property
+    def environment(self) -> Any:
+        """Locust's ``environment`` (host, events, parsed_options, runner, stats)."""
+        return self.user.environment
 
     def on_start(self) -> None:
         """Run once when this task set starts; override it."""
@@ -271,6 +291,7 @@ class TaskSet(metaclass=_TaskHolderMeta):
         next_task = self.get_next_task()
         self._task_started = self.user._task_started = time.monotonic()
         self.user._state = "running"
+        self.user._current_task = next_task
         try:
             self.execute_task(next_task)
         except RescheduleTask:
@@ -349,6 +370,8 @@ class User(metaclass=_TaskHolderMeta):
     min_wait: ClassVar[float | None] = None
     max_wait: ClassVar[float | None] = None
     park_after: ClassVar[float | None] = 5.0
+    #: True for users whose client needs a base URL (``HttpUser``, ``FastHttpUser``).
+    needs_host: ClassVar[bool] = False
 
     def wait_time(self) -> float:
         """Seconds to wait after each task; assign ``between(...)`` and friends to change it."""
@@ -361,10 +384,33 @@ class User(metaclass=_TaskHolderMeta):
         self._state = "waiting"
         self._stop_requested = False
         self._task_started: float | None = None
+        #: What the user runs or ran last (a task, on_start or on_stop): what a stop
+        #: that cannot interrupt it names (see :func:`task_name`).
+        self._current_task: Any = None
         self._nested: dict[type[TaskSet], TaskSet] = {}
         # Set by the runtime, which can resume a parked user (see run()); a user run on
         # its own always waits in place.
         self._parkable = False
+
+    @property
+    def environment(self) -> Any:
+        """Locust's ``environment`` (host, events, parsed_options, runner, stats)."""
+        environment = self.context.environment
+        if environment is None:
+            raise ConfigError(
+                f"{type(self).__name__}.environment exists only in a running swarm "
+                "(nbs.Swarm, notebookswarm run), not for a user built by hand"
+            )
+        return environment
+
+    def measure(self, request_type: str, name: str) -> AbstractContextManager[Measurement]:
+        """Time a block as one request of any protocol: ``with self.measure("sql", "top"):``.
+
+        The request is recorded when the block ends: a success, or a failure carrying
+        the exception's text (the exception does not go further, as with HTTP requests)
+        or the text given to ``m.failure(...)``. Set ``m.response_length`` for bytes.
+        """
+        return measure(self.context.recorder, request_type, name, _CONTROL_FLOW)
 
     def on_start(self) -> None:
         """Run once when the user starts; override it (for example to log in)."""
@@ -400,6 +446,7 @@ class User(metaclass=_TaskHolderMeta):
         self._state = "running"
         try:
             if not resuming:
+                self._current_task = type(self).on_start
                 try:
                     self.on_start()
                 except StopUser:
@@ -432,6 +479,7 @@ class User(metaclass=_TaskHolderMeta):
         recorder = self.context.recorder
         if self._state == "waiting":
             self._state = "idle"
+            self._current_task = type(self).on_start
             try:
                 self.on_start()
             except StopUser:
@@ -441,6 +489,7 @@ class User(metaclass=_TaskHolderMeta):
                 recorder.record_exception(exc)
         chosen = random.choice(self.context.tasks_of(type(self)))
         self._state = "running"
+        self._current_task = chosen
         self._task_started = time.monotonic()
         try:
             if isinstance(chosen, type) and issubclass(chosen, TaskSet):
@@ -465,11 +514,17 @@ class User(metaclass=_TaskHolderMeta):
         if self._state in ("stopping", "stopped"):
             return
         self._state = "stopping"
+        self._current_task = type(self).on_stop
         try:
             self.on_stop()
         except Exception as exc:
             self.context.recorder.record_exception(exc)
         self._state = "stopped"
+
+
+def task_name(task_: Any) -> str:
+    """Name a task (or on_start/on_stop) for people: ``Contestant.submit``."""
+    return str(getattr(task_, "__qualname__", None) or getattr(task_, "__name__", None) or task_)
 
 
 class Locust(User):
@@ -488,13 +543,45 @@ def resolve_host(cls: type[User], override: str | None) -> str | None:
     return host
 
 
-def check_host(host: str) -> str:
-    """Return ``host`` if it is an http(s) URL; raise a ConfigError that says how to fix it."""
-    parts = urlsplit(host) if isinstance(host, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"host {host!r} is not an http(s) URL: pass something like 'http://127.0.0.1:8080'"
-        )
+def check_hosts(classes: Iterable[type[User]], override: str | None) -> None:
+    """Raise a ConfigError if a class that sends requests (``HttpUser``...) has no host.
+
+    Run before any process starts: otherwise every task of such a user fails alike.
+    """
+    for cls in classes:
+        if resolve_host(cls, override) is None and cls.needs_host:
+            raise ConfigError(
+                f"{cls.__name__} has no host: pass host='http://...' to the swarm "
+                "or set `host` on the class"
+            )
+
+
+_EXAMPLE = "pass something like 'http://127.0.0.1:8080'"
+
+
+def check_host(host: object) -> str:
+    """Return ``host`` if it is a usable http(s) base URL; raise a ConfigError that says why not.
+
+    Refused: anything but a string, a URL that does not parse (``http://[::1``), a scheme
+    other than http/https, no host name, and a port outside 1-65535.
+    """
+    if not isinstance(host, str):
+        raise ConfigError(f"host {host!r} is not an http(s) URL: {_EXAMPLE}")
+    try:
+        parts = urlsplit(host)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed bracket
+        raise ConfigError(f"host {host!r} is not a valid URL ({exc}): {_EXAMPLE}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"host {host!r} is not an http(s) URL: {_EXAMPLE}")
+    if not parts.hostname:
+        raise ConfigError(f"host {host!r} names no host before its port: {_EXAMPLE}")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        given = parts.netloc.rpartition("]")[2].rpartition(":")[2]
+        raise ConfigError(f"host {host!r} has port {given!r}: a port is a number from 1 to 65535")
     return host
 
 

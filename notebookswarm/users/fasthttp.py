@@ -12,16 +12,18 @@ monkey-patch) does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from notebookswarm._http.common import DEFAULT_TIMEOUT
 from notebookswarm.users.core import User, UserContext
 from notebookswarm.users.http import require_host
+from notebookswarm.users.rest import RestResponseContextManager, rest
 
 if TYPE_CHECKING:
     from notebookswarm._http.fastclient import FastHttpSession
 
-__all__ = ["FastHttpUser"]
+__all__ = ["FastHttpUser", "RestResponseContextManager"]
 
 
 class FastHttpUser(User):
@@ -33,6 +35,7 @@ class FastHttpUser(User):
     """
 
     abstract = True
+    needs_host = True
     network_timeout: ClassVar[float] = DEFAULT_TIMEOUT
     connection_timeout: ClassVar[float] = DEFAULT_TIMEOUT
     insecure: ClassVar[bool] = False
@@ -49,3 +52,14 @@ class FastHttpUser(User):
             connection_timeout=self.connection_timeout,
             insecure=self.insecure,
         )
+
+    def rest(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> AbstractContextManager[RestResponseContextManager]:
+        """Send a JSON request; ``with self.rest("GET", "/x") as r:`` gives ``r.js`` parsed.
+
+        A failed request, a body that is not JSON, a failed ``assert`` in the block (its
+        text is the error) or any exception in it counts the request as failed; nothing
+        raised in the block goes further. JSON headers are sent unless ``headers`` is given.
+        """
+        return rest(self.client, method, url, headers, **kwargs)

@@ -25,6 +25,7 @@ from requests.utils import get_environ_proxies, get_netrc_auth
 from notebookswarm._http.common import (
     DEFAULT_TIMEOUT,
     CatchResponse,
+    InFlight,
     describe_exception,
     describe_status,
     join_url,
@@ -86,6 +87,7 @@ class HttpSession(requests.Session):
         self.base_url = base_url
         self.recorder = recorder
         self.timeout = timeout
+        self.in_flight = InFlight()
         self._env_settings: dict[tuple[str, str, str | None], tuple[dict[str, str], Any]] = {}
         self._netrc_entries: dict[tuple[str, str], bool] = {}
 
@@ -159,7 +161,9 @@ class HttpSession(requests.Session):
         method = method.upper()
         full_url = join_url(self.base_url, url)
         kwargs.setdefault("timeout", self.timeout)
+        label = name if name is not None else url
         start = time.perf_counter_ns()
+        flight = self.in_flight.begin(method, label, start)
         response: requests.Response
         try:
             response = super().request(method, full_url, *args, **kwargs)
@@ -169,8 +173,12 @@ class HttpSession(requests.Session):
             response = _FailedResponse(exc, full_url)
             error = describe_exception(exc)
             nbytes = 0
+        except Exception:  # a mistake in the call: it raises into the task, uncounted
+            self.in_flight.end(flight)
+            raise
         latency = time.perf_counter_ns() - start
-        label = name if name is not None else url
+        # Not reached when the runtime's kill cuts the request: it stays open for cut().
+        self.in_flight.end(flight)
 
         def record(final_error: str | None) -> None:
             self.recorder.record_request(method, label, latency, nbytes, final_error)
@@ -197,6 +205,7 @@ class HttpUser(User):
     """
 
     abstract = True
+    needs_host = True
     transport: ClassVar[str] = "lean"
 
     def __init__(self, context: UserContext) -> None:

@@ -1,0 +1,125 @@
+"""Notice from a native thread that a stop cannot finish, and leave with what was counted.
+
+gevent stops a user by raising ``GreenletExit`` at its next switch. A task in
+``while True: pass`` never switches: the kill never lands, and the hub (the event loop)
+never runs again, so neither the stop nor any report or heartbeat of the green side
+happens. A worker's native thread (the heartbeat thread, or the standalone watchdog)
+watches for that: a stop asked more than ``stop_timeout`` + :data:`STUCK_GRACE` seconds
+ago has not finished, and the hub has not run for :data:`STUCK_GRACE` seconds. Then
+:func:`last_words` counts what it can from that thread (the recorder is locked for it):
+every request still waiting for an answer as a failure (``CUT_AT_STOP``), and the stuck
+user as a failure of user code, with the stack where it spins. The worker sends that last
+report and a ``Stuck`` message naming the user class and the task, and exits with
+:data:`EXIT_STUCK`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+
+from notebookswarm._http.common import CUT_AT_STOP
+from notebookswarm.stats.requests import RequestStats, StatsRecorder
+from notebookswarm.users.core import User, task_name
+
+#: The exit status of a worker that left because its users would not stop.
+EXIT_STUCK = 5
+#: Seconds past ``stop_timeout`` (and of a silent hub) before a worker gives up on a stop.
+STUCK_GRACE = 2.0
+
+_USER_FRAMES = frozenset((User.run.__code__, User.run_one_task.__code__))
+
+
+class StopWatch:
+    """When a stop was asked and with what timeout; set by the hub or the native thread."""
+
+    def __init__(self) -> None:
+        # Plain attributes: each write is one store, safe to read from the other thread.
+        self.asked_at: float | None = None
+        self.timeout = 0.0
+
+    def asked(self, timeout: float, now: float) -> None:
+        """A stop with ``timeout`` was asked at ``now`` (a repeat keeps the first time)."""
+        if self.asked_at is None:
+            self.timeout, self.asked_at = timeout, now
+
+    def finished(self) -> None:
+        """The stop is done: nothing is stuck."""
+        self.asked_at = None
+
+    def overdue(self, now: float, hub_ran_at: float) -> float | None:
+        """Return the seconds since the stop was asked if it is stuck by now, else None."""
+        return stop_is_stuck(self.asked_at, self.timeout, now, hub_ran_at)
+
+
+def stop_is_stuck(
+    asked_at: float | None, timeout: float, now: float, hub_ran_at: float
+) -> float | None:
+    """Return how long a stop has waited if it counts as stuck at ``now``, else None.
+
+    Stuck: asked more than ``timeout`` + STUCK_GRACE ago, and the hub silent for
+    STUCK_GRACE (a hub that runs finishes its stop on its own, see the runtime).
+    """
+    if asked_at is None:
+        return None
+    waited = now - asked_at
+    if waited > timeout + STUCK_GRACE and now - hub_ran_at > STUCK_GRACE:
+        return waited
+    return None
+
+
+@dataclass(frozen=True)
+class StuckUser:
+    """The user that holds the hub: its class, its task, and the stack where it spins."""
+
+    user_class: str
+    task: str
+    stack: str
+
+
+def find_stuck_user(frame: FrameType | None) -> StuckUser | None:
+    """Walk the hub thread's stack out to the user whose code runs there, if any."""
+    inner: list[FrameType] = []
+    while frame is not None:
+        if frame.f_code in _USER_FRAMES:
+            user = frame.f_locals.get("self")
+            if isinstance(user, User):
+                summary = traceback.StackSummary.extract(
+                    ((f, f.f_lineno) for f in reversed(inner)), capture_locals=False
+                )
+                stack = "".join(summary.format())
+                return StuckUser(type(user).__name__, task_name(user._current_task), stack)
+        inner.append(frame)
+        frame = frame.f_back
+    return None
+
+
+def stuck_users(users: list[User], hub_thread: int) -> list[StuckUser]:
+    """Return the users that will not stop: the one running on the hub thread now, else
+    (the hub is blocked outside user code) every user inside a task."""
+    found = find_stuck_user(sys._current_frames().get(hub_thread))
+    if found is not None:
+        return [found]
+    return [
+        StuckUser(type(u).__name__, task_name(u._current_task), "")
+        for u in users
+        if u._state == "running"
+    ]
+
+
+def last_words(recorder: StatsRecorder, users: list[User], stuck: list[StuckUser]) -> RequestStats:
+    """Count the cut requests and the stuck users, and take the interval (from any thread)."""
+    for user in users:
+        flight = getattr(user.client, "in_flight", None)
+        if flight is not None and flight.open:
+            flight.cut(user.context.recorder, CUT_AT_STOP)
+    for one in stuck:
+        error = (
+            f"StuckTask: {CUT_AT_STOP}: {one.user_class} in {one.task}, which never let the "
+            "event loop run (a CPU-bound loop or a blocking call gevent cannot interrupt)"
+        )
+        text = f"{error}\nWhere it was running:\n{one.stack}" if one.stack else error
+        recorder.record_exception_text(f"StuckTask|{one.user_class}|{one.task}", error, text)
+    return recorder.take()
