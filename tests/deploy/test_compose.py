@@ -15,8 +15,6 @@ from helmrender import ROOT, flag
 from notebookswarm._version import __version__
 
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
-# TODO(lead): `notebookswarm master|worker` once they are in cli.py; the flags are the same.
-MODULES = {"master": "notebookswarm.master", "worker": "notebookswarm.worker"}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +73,7 @@ def test_every_flag_a_service_passes_is_one_its_program_takes(
     if name == "target":
         program, args = service["entrypoint"][1:], service["command"]
     else:
-        program, args = ["-m", MODULES[service["command"][0]]], service["command"][1:]
+        program, args = ["-m", "notebookswarm", service["command"][0]], service["command"][1:]
     done = subprocess.run(
         [sys.executable, *program, "--help"], capture_output=True, text=True, timeout=60
     )

@@ -177,19 +177,24 @@ def _chart_commands() -> dict[str, list[str]]:
     return {args[0]: args[1:] for args in commands}
 
 
-# TODO(lead): drop this table once `notebookswarm master|worker|run` exist in cli.py; until
-# then the test checks the same flags through the `python -m` entry points they wrap.
-TODAY = {"master": "notebookswarm.master", "worker": "notebookswarm.worker"}
+# TODO(lead): the chart's headless Job joins the release's master as a controller
+# (`notebookswarm run ... --master tcp://<master>:<control port> --keys /keys`); `run` does
+# not take --master/--keys yet. This xfail is strict: drop it once `run` takes them.
+RUN_JOINS_A_MASTER = pytest.mark.xfail(
+    strict=True, reason="TODO(lead): `notebookswarm run` has no --master/--keys yet"
+)
 
 
-@pytest.mark.parametrize("subcommand", sorted(_chart_commands()))
+@pytest.mark.parametrize(
+    "subcommand",
+    [
+        pytest.param(name, marks=RUN_JOINS_A_MASTER) if name == "run" else name
+        for name in sorted(_chart_commands())
+    ],
+)
 def test_the_charts_commands_run_in_the_image(image: Image, subcommand: str) -> None:
     """Each command the chart runs answers --help in the image and knows every flag it gets."""
     done = image.run([*image.entrypoint, subcommand, "--help"], timeout=60)
-    if "invalid choice" in done.stderr and subcommand in TODAY:
-        done = image.run(["python", "-m", TODAY[subcommand], "--help"], timeout=60)
-    elif "invalid choice" in done.stderr:
-        pytest.skip(f"TODO(lead): `notebookswarm {subcommand}` is not in cli.py yet")
     assert done.returncode == 0, done.stderr
     flags = {a for a in _chart_commands()[subcommand] if a.startswith("-")}
     assert {f for f in flags if f not in done.stdout.split()} == set()
