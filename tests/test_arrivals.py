@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import notebookswarm as nbs
+from notebookswarm.cluster import protocol
 from notebookswarm.testing import CountingServer
 
 
@@ -24,16 +25,16 @@ class Frames:
 
     def __init__(self, swarm: nbs.Swarm) -> None:
         self.lock = threading.Lock()
-        self.items: list[tuple[float, dict[str, Any]]] = []
+        self.items: list[tuple[float, protocol.Update]] = []
         swarm.on_frame(self.add)
 
-    def add(self, frame: dict[str, Any]) -> None:
+    def add(self, frame: protocol.Update) -> None:
         with self.lock:
             self.items.append((time.monotonic(), frame))
 
-    def since(self, moment: float) -> list[dict[str, Any]]:
+    def since(self, moment: float) -> list[protocol.Update]:
         with self.lock:
-            return [f for t, f in self.items if t >= moment and f.get("reports")]
+            return [f for t, f in self.items if t >= moment and f.reports]
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_rate_is_kept_and_a_live_change_lands_within_a_second(target: Any) -> No
         begin = time.monotonic()
         swarm.wait(11.5)
         steady = frames.since(begin + 1.5)[:10]  # ten whole seconds after the first
-        arrivals = sum(f["stats"].get("arr", [0])[0] for f in steady)
+        arrivals = sum(f.stats.get("arr", [0])[0] for f in steady)
         assert len(steady) == 10
         assert arrivals == pytest.approx(2000, rel=0.02)
         changed = time.monotonic()
@@ -62,8 +63,8 @@ def test_rate_is_kept_and_a_live_change_lands_within_a_second(target: Any) -> No
         after = frames.since(changed + 1.0)
         assert after, "no update after the change"
         first = after[0]
-        assert first["stats"]["arr"][0] == pytest.approx(400, rel=0.05)
-        assert len(first["reports"]) == 2  # both workers' reports for that second
+        assert first.stats["arr"][0] == pytest.approx(400, rel=0.05)
+        assert len(first.reports) == 2  # both workers' reports for that second
         swarm.stop()
         assert swarm.result().history["dropped"].sum() == 0
 

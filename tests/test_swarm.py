@@ -10,7 +10,6 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -220,8 +219,8 @@ def test_stop_right_after_start_stops_the_users(target: CountingServer) -> None:
 def test_frames_reach_callbacks_and_iterators_which_end_on_close(target: CountingServer) -> None:
     """on_frame callbacks get every update while the swarm runs; a frames() iterator yields
     them and ends when the swarm closes, or after its timeout without a frame."""
-    got: list[dict[str, Any]] = []
-    iterated: list[dict[str, Any]] = []
+    got: list[protocol.Update] = []
+    iterated: list[protocol.Update] = []
     swarm = Swarm(Visitor, host=target.url, workers=1, config=CONFIG)
     try:
         swarm.on_frame(got.append)
@@ -231,11 +230,11 @@ def test_frames_reach_callbacks_and_iterators_which_end_on_close(target: Countin
         reader.start()
         swarm.start(users=2, spawn_rate=100)
         wait_until(
-            lambda: sum(f["state"] == "running" for f in got) >= 2, timeout=20, message="frames"
+            lambda: sum(f.state == "running" for f in got) >= 2, timeout=20, message="frames"
         )
-        assert {"start", "end", "state", "users", "stats", "workers"} <= set(first)
+        assert isinstance(first, protocol.Update)
         wait_until(
-            lambda: any(f["users"] == 2 for f in iterated), timeout=5, message="iterated frames"
+            lambda: any(f.users == 2 for f in iterated), timeout=5, message="iterated frames"
         )
         quiet = time.monotonic()
         for _ in swarm.frames(timeout=0.2):  # updates come once a second: it ends soon
@@ -246,7 +245,7 @@ def test_frames_reach_callbacks_and_iterators_which_end_on_close(target: Countin
     reader.join(timeout=5)
     assert not reader.is_alive(), "the frames() iterator did not end on close"
     assert len(iterated) >= 2
-    assert [f["end"] for f in iterated] == sorted(f["end"] for f in iterated)
+    assert [f.end for f in iterated] == sorted(f.end for f in iterated)
 
 
 def test_state_user_count_wait_and_reprs_follow_the_swarm(target: CountingServer) -> None:
@@ -254,7 +253,7 @@ def test_state_user_count_wait_and_reprs_follow_the_swarm(target: CountingServer
     every user runs, and repr/_repr_html_ show the state and the users."""
     with Swarm(Visitor, host=target.url, workers=1, config=CONFIG) as swarm:
         states: list[str] = []
-        swarm.on_frame(lambda f: states.append(f["state"]))
+        swarm.on_frame(lambda f: states.append(f.state))
         assert swarm.state == "ready"
         assert repr(swarm).startswith("<Swarm ready: 0 users")
         swarm.start(users=3, spawn_rate=4)  # under a second of spawning

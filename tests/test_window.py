@@ -6,9 +6,9 @@ import math
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import notebookswarm as nbs
+from notebookswarm.cluster import protocol
 from notebookswarm.testing import CountingServer
 
 QS = [0.5, 0.9, 0.95, 0.99, 1.0]
@@ -36,14 +36,14 @@ def test_window_percentiles_match_raw_samples(tmp_path: Path) -> None:
     """percentiles(start, end) over a window of updates is within 1% of the exact percentile of
     the requests those updates carried, as the worker recorded them one by one."""
     samples = tmp_path / "samples.tsv"
-    frames: list[dict[str, Any]] = []
+    frames: list[protocol.Update] = []
     lock = threading.Lock()
     with CountingServer() as target:
         target.route("/slow", delay=0.015)
         config = nbs.SwarmConfig(raw_samples_file=str(samples))
         with nbs.Swarm(Mixed, host=target.url, workers=2, config=config) as swarm:
 
-            def keep(frame: dict[str, Any]) -> None:
+            def keep(frame: protocol.Update) -> None:
                 with lock:
                     frames.append(frame)
 
@@ -55,12 +55,12 @@ def test_window_percentiles_match_raw_samples(tmp_path: Path) -> None:
             swarm.wait(4)
             swarm.stop()
             with lock:
-                window = [f for f in frames[first + 1 : first + 4] if f["reports"]]
+                window = [f for f in frames[first + 1 : first + 4] if f.reports]
             assert len(window) >= 2
-            lo = frames[frames.index(window[0]) - 1]["end"]
-            hi = window[-1]["end"]
+            lo = frames[frames.index(window[0]) - 1].end
+            hi = window[-1].end
             got = swarm.percentiles(QS, start=lo, end=hi, by="name")
-    in_window = {(w, int(s)) for f in window for w, s in f["reports"]}
+    in_window = {(r.worker, r.seq) for f in window for r in f.reports}
     raw: dict[str, list[int]] = defaultdict(list)
     for line in samples.read_text().splitlines():
         worker, seq, _method, name, latency = line.split("\t")

@@ -268,8 +268,8 @@ class Swarm(RunView):
 
     def _require_workers(self) -> None:
         """Refuse a command that needs workers when every worker process has ended."""
-        if self._processes is None or not self._processes.workers:
-            return
+        if self._closed or self._processes is None or not self._processes.workers:
+            return  # a closed swarm says so in _command
         dead = self._processes.dead_workers()
         if len(dead) == len(self._processes.workers):
             raise NotebookSwarmError(
