@@ -11,14 +11,16 @@ Three kinds of evidence name a limit:
   ...) at 90% or more of its partner bound (``*_size``, ``*_max``, ``*_limit``, or the bare
   prefix: ``app_workers_busy`` of ``app_workers``), or a process's CPU at 90% of a core;
 - **refusals or a per-request cost that rise**: rates of refusals, rejections, drops or
-  timeouts that appear, and means, quantiles or rates per request that at least double.
+  timeouts that appear, and means, quantiles or rates per request (not counts of
+  requests) that at least double from the step before the knee to the last.
 
 Series are grouped into resources by name (``db_pool_in_use``, ``db_pool_size`` and
-``db_pool_waiting`` are the resource ``db_pool``). The resource that saturated first (its
-evidence reached half its course at the earliest step) ranks first: a saturated inner
-resource fills the lines in front of it only later (requests wait for the pool inside busy
-workers, so the workers fill up after the pool). At equal steps a queue outranks a bound,
-which outranks a cost: latency itself is a symptom.
+``db_pool_waiting`` are the resource ``db_pool``). Resources with a queue or a bound come
+before those with only refusals or costs (slower answers are a symptom); among them, the
+one that saturated first (its evidence reached half its course at the earliest step) ranks
+first: a saturated inner resource fills the lines in front of it only later (requests wait
+for the pool inside busy workers, so the workers fill up after the pool). At equal steps a
+queue outranks a bound.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def _evidence(
         values = series.to_numpy(dtype=float)
         if np.isnan(values).all():
             continue
-        found = _judge(levels, source, metric, labels, kind, values, throughput, names)
+        found = _judge(levels, source, metric, labels, kind, values, throughput, names, k)
         if found is None:
             continue
         rule, profile, bound = found
@@ -185,8 +187,12 @@ def _judge(
     values: np.ndarray[Any, Any],
     throughput: np.ndarray[Any, Any],
     names: set[tuple[str, str, str]],
+    k: int,
 ) -> tuple[str, np.ndarray[Any, Any], float] | None:
-    """Return (rule, per-step profile in [0, 1], bound) for a series that shows a limit."""
+    """Return (rule, per-step profile in [0, 1], bound) for a series that shows a limit.
+
+    ``k`` is the knee's step: a cost rises when it at least doubles from the step before.
+    """
     first, last = _first(values), values[-1]
     if kind == "gauge" and _is_queue(metric):
         if last >= 1 and last >= first + max(1.0, first):
@@ -202,13 +208,16 @@ def _judge(
         if last > 0 and last > 2 * first + 0.1:
             return RULES[2], _course(values), math.nan
         return None
-    cost = values
-    if kind == "rate":
-        cost = values / np.where(throughput > 0, throughput, np.nan)
-    if kind in ("mean", "quantile") or kind == "rate":
-        base, end = _first(cost), cost[-1]
-        if end > 0 and end >= COST_FACTOR * base and not math.isnan(end):
-            return RULES[3], _course(cost), math.nan
+    if kind == "rate" and (metric.endswith("_count") or "request" in metric):
+        return None  # a count of requests is the load itself, not a cost of serving it
+    if kind not in ("mean", "quantile", "rate"):
+        return None
+    cost = values / np.where(throughput > 0, throughput, np.nan) if kind == "rate" else values
+    base, end = cost[max(0, k - 1)], cost[-1]
+    if math.isnan(base):
+        base = _first(cost)
+    if end > 0 and end >= COST_FACTOR * base:  # False for NaN
+        return RULES[3], _course(cost), math.nan
     return None
 
 
@@ -277,14 +286,17 @@ def _resource_of(metric: str, resources: list[str]) -> str:
 
 
 def _rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Order resources by onset, strongest rule, course; within one, by rule and onset."""
+    """Order resources: those with a queue or a bound first, then by onset, strongest rule
+    and course; within one resource by rule and onset."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         labels = re.sub(r',?quantile="[^"]*"', "", row["labels"]).lstrip(",")
         groups.setdefault((row["source"], row["resource"], labels), []).append(row)
 
-    def group_key(members: list[dict[str, Any]]) -> tuple[int, int, float]:
+    def group_key(members: list[dict[str, Any]]) -> tuple[bool, int, int, float]:
+        strongest = min(RULES.index(m["rule"]) for m in members)
         return (
+            strongest > 1,  # refusals and costs only: symptoms, after any queue or bound
             min(m["onset"] for m in members),
             min(RULES.index(m["rule"]) for m in members),
             -max(m["score"] for m in members),
