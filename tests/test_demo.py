@@ -420,6 +420,7 @@ def test_the_demo_command_finds_a_knee_and_writes_its_report(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert "knee: about" in done.stdout
+    assert "\nwhy: " in done.stdout  # the server's side, from its watched /metrics
     assert "littles_law_ok" in done.stdout
     report = tmp_path / "out" / "report.html"
     assert report.stat().st_size > 100_000  # plotly.js is inlined

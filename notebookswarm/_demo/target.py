@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  settings: {json.dumps(settings.to_dict())}")
         print(f"  capacity: about {settings.capacity():.0f} requests/s per endpoint, uncached")
         print(f"  metrics:  curl {url}/metrics  (Prometheus text; JSON: {url}/admin/metrics)")
-        print("  watch it: swarm.watch(target.metrics_url)", flush=True)
+        print(f'  watch it: swarm.watch("{url}/metrics")', flush=True)
 
     try:
         return serve(settings, args.host, args.port, announce)
