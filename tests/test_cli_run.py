@@ -1,0 +1,317 @@
+"""`notebookswarm run|master|worker` as real processes: counts, thresholds, signals, config."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import junitparser
+import psutil
+import pytest
+
+from notebookswarm import demo
+from notebookswarm.cli import MASTER_FLAGS, WORKER_FLAGS, main
+from notebookswarm.notebook.run_options import parse
+from notebookswarm.testing import CountingServer, process_gone, wait_until
+
+LOCUSTFILE = """
+from notebookswarm import HttpUser, constant, task
+
+class Reader(HttpUser):
+    wait_time = constant(0.02)
+
+    @task(3)
+    def index(self):
+        self.client.get("/")
+
+    @task
+    def about(self):
+        self.client.get("/about")
+"""
+
+
+@pytest.fixture
+def locustfile(tmp_path: Path) -> Path:
+    """A locustfile in the style of Locust's documentation, with our imports."""
+    path = tmp_path / "locustfile.py"
+    path.write_text(textwrap.dedent(LOCUSTFILE))
+    return path
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "notebookswarm", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without anyone's NOTEBOOKSWARM_*/LOCUST_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTEBOOKSWARM_", "LOCUST_"))}
+    return {**env, **extra}
+
+
+def run(args: list[str], cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command("run", *args), cwd=cwd, env=clean_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def stats_counts(path: Path) -> dict[tuple[str, str], int]:
+    """Per-endpoint request counts of a Locust-format _stats.csv (Aggregated left out)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {(r["Type"], r["Name"]): int(r["Request Count"]) for r in rows if r["Type"]}
+
+
+def test_csv_counts_equal_what_the_target_received(
+    tmp_path: Path, locustfile: Path, target: CountingServer, no_strays: None
+) -> None:
+    """Two workers for 3 s: _stats.csv and --json count per endpoint exactly what the target
+    received; passing thresholds exit 0 and their JUnit file parses."""
+    out = tmp_path / "out"
+    done = run(
+        ["-f", str(locustfile), "-H", target.url, "-u", "4", "-r", "20", "-t", "3s",
+         "--workers", "2", "--csv", str(out / "run"), "--json", "--junit", str(out / "j.xml"),
+         "--threshold", "failure_ratio<0.01", "--threshold", "GET /:requests>0"],
+        tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    received = target.counts()
+    assert set(received) == {("GET", "/"), ("GET", "/about")}
+    assert stats_counts(out / "run_stats.csv") == received
+    printed = json.loads(done.stdout)  # --json: stdout holds the JSON alone
+    assert {(e["method"], e["name"]): e["num_requests"] for e in printed} == received
+    assert "2 of 2 held" in done.stderr
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(out / "j.xml"))))
+    assert [(case.name, case.is_passed) for case in suite] == [
+        ("failure_ratio<0.01", True),
+        ("GET /:requests>0", True),
+    ]
+    for name in ("stats_history", "failures", "exceptions"):
+        assert (out / f"run_{name}.csv").is_file()
+
+
+def test_a_breached_threshold_exits_3_and_says_which(tmp_path: Path, no_strays: None) -> None:
+    """`--threshold p95_ms<1` against the demo site (20 ms queries) exits 3, prints the
+    breached threshold with what was observed, and fails its JUnit test case."""
+    path = tmp_path / "contest.py"
+    path.write_text(
+        "from notebookswarm import HttpUser, constant, task\n\n"
+        "class Contestant(HttpUser):\n"
+        "    wait_time = constant(0.1)\n\n"
+        "    @task\n"
+        "    def problems(self):\n"
+        "        self.client.get('/problems')\n"
+    )
+    with demo.start_target(query_ms=20, jitter=0) as site:
+        done = run(
+            ["-f", str(path), "-H", site.url, "-u", "2", "-t", "3s", "--workers", "2",
+             "--threshold", "p95_ms<1", "--threshold", "requests>0",
+             "--junit", str(tmp_path / "j.xml")],
+            tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert re.search(r"breached: p95_ms<1  \(observed \d+", done.stdout)
+    assert "1 of 2 held" in done.stdout
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "j.xml"))))
+    assert [(case.name, case.is_passed) for case in suite] == [
+        ("p95_ms<1", False),
+        ("requests>0", True),
+    ]
+
+
+def test_a_malformed_threshold_is_refused_before_anything_starts(
+    tmp_path: Path, locustfile: Path, target: CountingServer, no_strays: None
+) -> None:
+    """A threshold that does not parse exits 2 naming the bad part; no worker ever ran."""
+    done = run(["-f", str(locustfile), "-H", target.url, "--threshold", "p95_ms<fast"], tmp_path)
+    assert done.returncode == 2
+    assert "limit 'fast' is not a number" in done.stderr
+    assert "workers joined" not in done.stdout + done.stderr
+    assert target.count() == 0
+
+
+def test_settings_layer_file_then_environment_then_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """locust.conf < pyproject.toml's [tool.notebookswarm] < LOCUST_*/NOTEBOOKSWARM_*
+    variables < flags, each layer overriding the one before."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.locust.conf of anyone's
+    (tmp_path / "locust.conf").write_text(
+        "host = http://file.example\nusers = 3\nspawn-rate = 2\nrun-time = 7s\n"
+        "tags = [a, b]\ncsv = from-file\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.notebookswarm]\nusers = 4\nthreshold = ['p95_ms<500', 'rps>1']\n"
+    )
+    args = parse([], env={})
+    assert (args.host, args.users, args.spawn_rate, args.run_time) == (
+        "http://file.example", 4, 2.0, 7.0,
+    )  # fmt: skip
+    assert args.tags == ["a", "b"] and args.threshold == ["p95_ms<500", "rps>1"]
+    env = {"LOCUST_USERS": "5", "LOCUST_HOST": "http://locust.example", "LOCUST_CSV": "env"}
+    args = parse([], env=env)
+    assert (args.host, args.users, args.csv_prefix) == ("http://locust.example", 5, "env")
+    env |= {"NOTEBOOKSWARM_USERS": "6", "NOTEBOOKSWARM_HOST": "http://ours.example"}
+    args = parse([], env=env)
+    assert (args.host, args.users, args.spawn_rate) == ("http://ours.example", 6, 2.0)
+    args = parse(["-u", "8", "--host", "http://flag.example", "-t", "1m"], env=env)
+    assert (args.host, args.users, args.run_time) == ("http://flag.example", 8, 60.0)
+
+
+def test_refused_and_ignored_locust_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """A Locust flag we cannot honour is refused with what to do instead; a web UI flag is
+    accepted and ignored."""
+    with pytest.raises(SystemExit) as refused:
+        parse(["--master"], env={})
+    assert refused.value.code == 2
+    assert "notebookswarm master" in capsys.readouterr().err
+    args = parse(["--web-port", "8089", "--headless", "--autostart"], env={})
+    assert args.web_port == "8089" and args.headless
+
+
+class Running:
+    """A `notebookswarm run` subprocess whose output lines are read as they come."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            command("run", *args), cwd=cwd, env=clean_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(re.search(pattern, line) for line in self.output[-1:]):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line matching {pattern!r} in:\n{''.join(self.output)}"
+            try:
+                self.output.append(self.lines.get(timeout=left))
+            except queue.Empty:
+                continue
+
+    def children(self) -> list[int]:
+        return [p.pid for p in psutil.Process(self.process.pid).children(recursive=True)]
+
+    def finish(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(10)  # it ends at the end of the output
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return code
+
+
+@pytest.fixture
+def running(tmp_path: Path, locustfile: Path, target: CountingServer) -> Iterator[Running]:
+    """A run of up to a minute, showing a line every half second; killed if a test fails."""
+    proc = Running(
+        ["-f", str(locustfile), "-H", target.url, "-u", "4", "-r", "20", "-t", "60s",
+         "--workers", "2", "--interval", "0.5s", "--csv", str(tmp_path / "out" / "run")],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        proc.wait_for(r"running .* requests +[1-9]")
+        yield proc
+    finally:
+        if proc.process.poll() is None:
+            proc.process.kill()
+        proc.finish(timeout=30)
+        assert proc.process.stdout is not None
+        proc.process.stdout.close()
+
+
+def test_sigint_stops_gracefully_and_writes_everything(
+    tmp_path: Path, running: Running, target: CountingServer, no_strays: None
+) -> None:
+    """The first SIGINT stops gracefully: exit 0, every output written, the counts equal
+    the target's, and no process of the run is left."""
+    started = running.children()
+    running.process.send_signal(signal.SIGINT)
+    assert running.finish(timeout=60) == 0, "".join(running.output)
+    assert "stopping: interrupted" in "".join(running.output)
+    assert stats_counts(tmp_path / "out" / "run_stats.csv") == target.counts()
+    wait_until(lambda: all(process_gone(pid) for pid in started), 5, message="no process left")
+
+
+def test_a_second_sigint_quits_at_once_leaving_no_process(
+    tmp_path: Path, running: Running, no_strays: None
+) -> None:
+    """A second SIGINT quits at once with 130, writes nothing, and leaves no process."""
+    started = running.children()
+    assert len(started) >= 3  # a master and two workers
+    running.process.send_signal(signal.SIGINT)
+    running.wait_for("stopping gracefully")
+    running.process.send_signal(signal.SIGINT)
+    assert running.finish(timeout=15) == 130
+    assert not (tmp_path / "out" / "run_stats.csv").exists()
+    wait_until(lambda: all(process_gone(pid) for pid in started), 5, message="no process left")
+
+
+def test_master_and_worker_subcommands_read_the_environment(no_strays: None) -> None:
+    """`notebookswarm master` and `worker` take their flags from NOTEBOOKSWARM_* variables
+    (flags still win), and the worker joins the master."""
+    from notebookswarm.notebook.swarm import Swarm
+
+    master_env = clean_env(NOTEBOOKSWARM_BIND="0.0.0.0", NOTEBOOKSWARM_STANDALONE="true")
+    master = subprocess.Popen(  # the flag's 127.0.0.1 wins: 0.0.0.0 would need keys
+        command("master", "--bind", "127.0.0.1"), env=master_env, stdout=subprocess.PIPE, text=True
+    )
+    processes = [master]
+    try:
+        assert master.stdout is not None
+        endpoints = json.loads(master.stdout.readline())
+        worker_env = clean_env(NOTEBOOKSWARM_MASTER=endpoints["worker"])
+        processes.append(subprocess.Popen(command("worker"), env=worker_env))
+        with Swarm.connect(endpoints["control"]) as swarm:
+            wait_until(lambda: len(swarm.workers) == 1, 30, message="the worker joined")
+    finally:
+        for proc in reversed(processes):
+            proc.terminate()
+            proc.wait(10)
+        if master.stdout is not None:
+            master.stdout.close()
+
+
+def help_flags(module: str) -> set[str]:
+    text = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True
+    ).stdout.split("options:", 1)[1]
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-zA-Z])\b", text)) - {"-h", "--help"}
+
+
+@pytest.mark.parametrize(
+    ("module", "flags"),
+    [("notebookswarm.master", MASTER_FLAGS), ("notebookswarm.worker", WORKER_FLAGS)],
+)
+def test_subcommands_know_every_flag_of_their_process(module: str, flags: tuple) -> None:
+    """`notebookswarm master|worker` declare exactly the flags of `python -m` their process."""
+    assert {name for flag in flags for name in flag.names} == help_flags(module)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`notebookswarm --version` prints the package's version."""
+    from notebookswarm._version import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"notebookswarm {__version__}"
