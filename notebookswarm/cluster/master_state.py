@@ -21,7 +21,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, assert_never
+from typing import Literal, assert_never
 
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.dispatch import (
@@ -67,6 +67,8 @@ class MasterConfig:
     standalone: bool = False
     saturated_cpu: float = 90.0
     saturated_beats: int = 3
+    #: Distinct request names across the swarm past which the controller is warned.
+    warn_names: int = 2000
 
     def to_json(self) -> str:
         """Serialise every field, for the trip to a master process (``--config``)."""
@@ -195,6 +197,10 @@ class MasterState:
         self.pending_lost: list[protocol.LostInterval] = []
         self.pending_failures: list[protocol.WorkerFailure] = []
         self.pending_reports: list[protocol.ReportId] = []
+        self.pending_custom: list[protocol.CustomReport] = []
+        self.pending_warnings: list[str] = []
+        self.warned: set[str] = set()
+        self.name_pattern: str | None = None
         self.pending_seconds: dict[str, float] = {}  # per worker: seconds its reports cover
         self.dropped = 0
         self.started = now
@@ -207,14 +213,25 @@ class MasterState:
     # --- workers ---------------------------------------------------------------------
 
     def on_worker(self, identity: bytes, message: protocol.Message, now: float) -> list[Out]:
-        """Handle one message from a worker socket."""
-        handler: Callable[[bytes, Any, float], list[Out]] | None = getattr(
-            self, f"_worker_{type(message).__name__.lower()}", None
-        )
-        if handler is None:
-            self.dropped += 1
-            return []
-        return handler(identity, message, now)
+        """Handle one message from a worker socket (anything else is dropped and counted)."""
+        match message:
+            case protocol.Hello():
+                return self._worker_hello(identity, message, now)
+            case protocol.Heartbeat():
+                return self._worker_heartbeat(identity, message, now)
+            case protocol.Report():
+                return self._worker_report(identity, message, now)
+            case protocol.Stopped():
+                return self._worker_stopped(identity, message, now)
+            case protocol.Stuck():
+                return self._worker_stuck(identity, message, now)
+            case protocol.Goodbye():
+                return self._worker_goodbye(identity, message, now)
+            case protocol.Failed():
+                return self._worker_failed(identity, message, now)
+            case _:
+                self.dropped += 1
+                return []
 
     def _worker_hello(self, identity: bytes, msg: protocol.Hello, now: float) -> list[Out]:
         self.workers[msg.worker_id] = WorkerInfo(
@@ -291,6 +308,52 @@ class MasterState:
         requests = sum(stats.requests for stats in delta.endpoints.values())
         worker.rps = requests / span if span > 0 else 0.0
         worker.last_report_end = msg.end
+        if msg.custom is not None:  # report_to_master data: forwarded once, with this delta
+            self.pending_custom.append(protocol.CustomReport(worker=msg.worker_id, data=msg.custom))
+        if msg.names is not None:
+            self._watch_names(msg.worker_id, msg.names)
+        return out
+
+    def _watch_names(self, worker_id: str, names: protocol.NameReport) -> None:
+        """Warn once when request names run into the thousands, and once when some fold."""
+        if names.pattern:
+            self.name_pattern = names.pattern
+        distinct = len(self._folded.endpoints.keys() | self.pending.endpoints.keys())
+        hint = (
+            f"; most share the pattern {self.name_pattern!r}: group them with "
+            f"name={self.name_pattern!r} in the request"
+            if self.name_pattern
+            else "; group them with name=... in the request"
+        )
+        if "many" not in self.warned and distinct >= self.config.warn_names:
+            self.warned.add("many")
+            self.pending_warnings.append(
+                f"{distinct} distinct request names so far{hint} (each name costs memory "
+                "in every process and a row in every table)"
+            )
+        if "folded" not in self.warned and names.folded:
+            self.warned.add("folded")
+            self.pending_warnings.append(
+                f"worker {worker_id} keeps no more request names: new ones are counted under "
+                f"'<other names>' per method, so memory stays bounded{hint}"
+            )
+
+    def _worker_stuck(self, identity: bytes, msg: protocol.Stuck, now: float) -> list[Out]:
+        """A worker whose users would not stop is leaving: say which task would not yield."""
+        worker, out = self._known(msg.worker_id, now)
+        stuck = ", ".join(f"{t.users} {t.user_class} in {t.task}" for t in msg.tasks)
+        text = (
+            f"worker {msg.worker_id} was stopped by force after {msg.waited:.1f} s: its users "
+            f"would not stop ({stuck}); a task that never yields (a CPU loop, a blocking call "
+            "that gevent cannot patch) cannot be stopped gracefully — its in-flight requests "
+            "are counted as failures 'stopped: still running at stop_timeout'"
+        )
+        self.pending_warnings.append(text)
+        if worker is not None:
+            worker.state = "stopped"
+            worker.users = {}
+            worker.error = text
+        self._settle()
         return out
 
     def _worker_stopped(self, identity: bytes, msg: protocol.Stopped, now: float) -> list[Out]:
@@ -595,12 +658,16 @@ class MasterState:
             span=sum(pending_seconds) / len(pending_seconds) if pending_seconds else 0.0,
             overloaded=[w.worker_id for w in self.workers.values() if w.overloaded()],
             dropped=self.dropped,
+            custom=self.pending_custom,
+            warnings=self.pending_warnings,
         )
         self._folded.merge(self.pending)
         self.pending = RequestStats()
         self.pending_lost = []
         self.pending_failures = []
         self.pending_reports = []
+        self.pending_custom = []
+        self.pending_warnings = []
         self.pending_seconds = {}
         self.last_update = now
         self.next_update = self._next_update_after(now)

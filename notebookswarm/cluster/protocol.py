@@ -59,6 +59,7 @@ __all__ = [
     "CodeFormat",
     "ControlCommand",
     "ControlReply",
+    "CustomReport",
     "Failed",
     "GetStatus",
     "Goodbye",
@@ -518,6 +519,14 @@ class ReportId:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CustomReport:
+    """Data a worker's ``report_to_master`` listeners added to one of its reports."""
+
+    worker: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Update:
     """The master sends a controller its once-a-second view of the swarm.
 
@@ -544,6 +553,8 @@ class Update:
     span: NonNegativeFloat
     overloaded: list[str]
     dropped: NonNegativeInt
+    custom: list[CustomReport] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # said once, for people
 
 
 ControlCommand: TypeAlias = (

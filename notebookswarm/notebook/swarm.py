@@ -35,8 +35,9 @@ from notebookswarm.cluster import protocol
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.notebook.events_host import ControllerEvents
 from notebookswarm.notebook.follower import ShapeFollower
-from notebookswarm.notebook.loading import load_code
+from notebookswarm.notebook.loading import UserCode, load_user_code
 from notebookswarm.notebook.processes import LocalProcesses, shutdown, worker_count
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
@@ -70,6 +71,7 @@ class Swarm(RunView):
         host: str | None = None,
         workers: int | str = "auto",
         config: SwarmConfig | None = None,
+        user_classes: Sequence[str] | None = None,
         _attach: tuple[str, dict[int, Any]] | None = None,
     ) -> None:
         self.config = config or SwarmConfig()
@@ -84,7 +86,9 @@ class Swarm(RunView):
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.steps: list[tuple[float, float, int]] = []  # (start, end, users) of a step load
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []  # what the master said once for people to read
+        self._events: ControllerEvents | None = None  # a locustfile's master-side listeners
+        self._file_shape: Any = None
         self._follower = ShapeFollower(
             set_users=_weakly(self, lambda swarm, n: swarm._steer(users=n)),
             set_rate=_weakly(self, lambda swarm, rate: swarm._steer(rate=rate)),
@@ -103,7 +107,13 @@ class Swarm(RunView):
             self._finalizer = weakref.finalize(self, shutdown, self._client, None)
             return
         count = worker_count(workers)
-        load = self._load_code(users)  # bad user code fails here, before any process
+        code = self._load_code(users, user_classes)  # bad code fails here, before any process
+        if code.loaded is not None:
+            self._events = ControllerEvents(
+                code.loaded,
+                quit=_weakly(self, lambda swarm: swarm.stop()),
+                worker_count=_weakly(self, lambda swarm: len(swarm._worker_rows())),
+            )
         self._processes = LocalProcesses(self.config.master)
         self._client = ControlClient(self._processes.master.control_endpoint)
         # Runs on close(), on garbage collection and at interpreter exit (kernel shutdown).
@@ -112,16 +122,18 @@ class Swarm(RunView):
         self._finalizer = weakref.finalize(self, shutdown, self._client, self._processes)
         try:
             self._client.on_update(_weakly(self, Swarm._on_update))
-            self._client.request(load)
+            self._client.request(code.command)
             self._processes.start_workers(count)
             self._processes.await_workers(count, self._worker_rows, self.config.join_timeout)
         except BaseException:
             self.close()
             raise
+        if self._events is not None:
+            self._events.fire_init()
 
     # --- construction ------------------------------------------------------------------
 
-    def _load_code(self, users: Sequence[Any]) -> protocol.LoadCode:
+    def _load_code(self, users: Sequence[Any], names: Sequence[str] | None) -> UserCode:
         options: dict[str, Any] = {
             "stop_timeout": self.config.stop_timeout,
             "tags": list(self.config.tags) if self.config.tags is not None else None,
@@ -129,7 +141,7 @@ class Swarm(RunView):
         }
         if self.config.raw_samples_file:
             options["raw_samples_file"] = self.config.raw_samples_file
-        return load_code(users, self.host, options)
+        return load_user_code(users, self.host, options, names)
 
     def _worker_rows(self) -> list[protocol.WorkerRow]:
         with self._lock:
@@ -148,8 +160,13 @@ class Swarm(RunView):
     # --- frames ------------------------------------------------------------------------
 
     def _on_update(self, update: protocol.Update) -> None:
+        if self._events is not None:  # worker_report, spawning_complete, test_stop
+            self._events.on_update(update)
+        for warning in update.warnings:
+            print(f"notebookswarm: {warning}", file=sys.stderr, flush=True)
         with self._lock:
             self._data.ingest(update)
+            self.warnings += update.warnings
             callbacks = list(self._callbacks)
             iterators = list(self._iterators)
             self._state_changed.notify_all()
@@ -241,12 +258,17 @@ class Swarm(RunView):
                 else check_count("max_backlog", max_backlog, hint=" (or None: 2 s of arrivals)"),
             )
         else:
+            if users is None and self.file_shape() is not None:
+                self.shape(self.file_shape())  # the locustfile's LoadTestShape drives the run
+                return
             if users is None:
                 raise ConfigError("start(users=N, spawn_rate=R) or start(rate=R, max_users=N)")
             targets = protocol.Targets(
                 users=_check_users(users), spawn_rate=_check_rate(spawn_rate)
             )
         self._require_workers()
+        if self._events is not None:
+            self._events.fire_test_start()
         self._command(protocol.StartSwarm(targets=targets))
         if self.started_at is None:
             self.started_at = time.time()
@@ -333,6 +355,16 @@ class Swarm(RunView):
         grace = self.config.stop_timeout + self.config.master.heartbeat_timeout + 5
         self._wait_stopped(timeout if timeout is not None else grace)
         self.stopped_at = time.time()
+        if self._events is not None:
+            self._events.fire_test_stop()  # once: the final update may have fired it
+
+    def file_shape(self) -> Any:
+        """The locustfile's ``LoadTestShape`` as a shape ``shape()`` follows, or None."""
+        if self._events is None:
+            return None
+        if self._file_shape is None:
+            self._file_shape = self._events.shape()
+        return self._file_shape
 
     def _wait_stopped(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -468,6 +500,8 @@ class Swarm(RunView):
         self._closed = True
         self._follower.halt()
         self._finalizer()
+        if self._events is not None:
+            self._events.fire_quitting()
         with self._lock:
             self._data.state = "closed"
             self._state_changed.notify_all()

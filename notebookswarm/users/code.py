@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import linecache
+import os
 import sys
 import types
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 
 import cloudpickle
 
-from notebookswarm.users.core import User, check_user_classes
+from notebookswarm.users.core import User, check_hosts, check_user_classes
 from notebookswarm.users.loader import load_file
 
 
@@ -41,6 +42,7 @@ def _check_unique(classes: Sequence[type[User]]) -> None:
 
 #: Source shipped for tracebacks stops at this many characters per payload.
 MAX_SOURCE_CHARS = 2_000_000
+_PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
 
 
 class _NamedCodePickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped base
@@ -75,6 +77,8 @@ def dumps_with_sources(value: Any) -> tuple[bytes, dict[str, str]]:
     sources: dict[str, str] = {}
     budget = MAX_SOURCE_CHARS
     for filename in sorted(pickler.filenames):
+        if filename.startswith(_PACKAGE):  # workers have notebookswarm's own files
+            continue
         text = "".join(linecache.getlines(filename))
         if text and len(text) <= budget:
             sources[filename] = text
@@ -95,6 +99,7 @@ def load_args_for_classes(
     """Return the ``load`` command's arguments for classes defined in this process."""
     checked = check_user_classes(classes)
     _check_unique(checked)
+    check_hosts(checked, host)
     for cls in checked:
         module = sys.modules.get(cls.__module__)
         # Classes from the user's own files travel by value too, so workers need only
@@ -113,11 +118,19 @@ def load_args_for_classes(
 
 
 def load_args_for_file(
-    path: str | Path, names: Sequence[str] | None, host: str | None, options: Mapping[str, Any]
+    path: str | Path,
+    names: Sequence[str] | None,
+    host: str | None,
+    options: Mapping[str, Any],
+    loaded: Sequence[type[User]] | None = None,
 ) -> dict[str, Any]:
-    """Return the ``load`` command's arguments for the user classes of a ``.py`` file."""
-    classes = check_user_classes(load_file(path, names))
+    """Return the ``load`` command's arguments for the user classes of a ``.py`` file.
+
+    ``loaded``: the classes, if the caller has loaded the file already (it is not run twice).
+    """
+    classes = check_user_classes(load_file(path, names) if loaded is None else loaded)
     _check_unique(classes)
+    check_hosts(classes, host)
     source = Path(path).read_bytes()
     return {
         "payload": source,

@@ -32,6 +32,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 TaskLike = Any  # a function taking the task set / user, or a TaskSet subclass
 
 
+#: What user code may raise and the user live on: every Exception, and ``sys.exit()`` or a
+#: ``KeyboardInterrupt`` raised in a task (a locustfile's bug is counted, with its
+#: traceback, like any other; it never ends the worker or the user). The runtime's kill
+#: (gevent's GreenletExit) and our own StopUser are not among them.
+USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+
 class StopUser(Exception):  # Locust's name, kept so locustfiles port
     """Raise in a task to stop this user for good (its ``on_stop`` runs)."""
 
@@ -301,14 +307,14 @@ class TaskSet(metaclass=_TaskHolderMeta):
                 return
         except (StopUser, InterruptTaskSet):
             raise
-        except Exception as exc:  # user code failed: count it, carry on
+        except USER_ERRORS as exc:  # user code failed: count it, carry on
             self.user.context.recorder.record_exception(exc)
         self.wait()
 
     def _stop_quietly(self) -> None:
         try:
             self.on_stop()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             self.user.context.recorder.record_exception(exc)
 
 
@@ -451,7 +457,7 @@ class User(metaclass=_TaskHolderMeta):
                     self.on_start()
                 except StopUser:
                     raise
-                except Exception as exc:  # a failing login is counted, the user goes on
+                except USER_ERRORS as exc:  # a failing login is counted, the user goes on
                     self.context.recorder.record_exception(exc)
             while True:
                 try:
@@ -485,7 +491,7 @@ class User(metaclass=_TaskHolderMeta):
             except StopUser:
                 self._finish()
                 return False
-            except Exception as exc:
+            except USER_ERRORS as exc:
                 recorder.record_exception(exc)
         chosen = random.choice(self.context.tasks_of(type(self)))
         self._state = "running"
@@ -504,7 +510,7 @@ class User(metaclass=_TaskHolderMeta):
         except StopUser:
             self._finish()
             return False
-        except Exception as exc:  # user code failed: count it, carry on
+        except USER_ERRORS as exc:  # user code failed: count it, carry on
             recorder.record_exception(exc)
         self._state = "idle"
         return True
@@ -517,7 +523,7 @@ class User(metaclass=_TaskHolderMeta):
         self._current_task = type(self).on_stop
         try:
             self.on_stop()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             self.context.recorder.record_exception(exc)
         self._state = "stopped"
 
