@@ -22,6 +22,8 @@ import pytest
 
 from notebookswarm import demo
 from notebookswarm.cli import MASTER_FLAGS, WORKER_FLAGS, main
+from notebookswarm.errors import ConfigError
+from notebookswarm.notebook.locustfiles import load_classes, locustfiles
 from notebookswarm.notebook.run_options import parse
 from notebookswarm.testing import CountingServer, process_gone, wait_until
 
@@ -38,6 +40,14 @@ class Reader(HttpUser):
     @task
     def about(self):
         self.client.get("/about")
+
+
+class Writer(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def write(self):
+        self.client.post("/write")
 """
 
 
@@ -76,13 +86,13 @@ def stats_counts(path: Path) -> dict[tuple[str, str], int]:
 def test_csv_counts_equal_what_the_target_received(
     tmp_path: Path, locustfile: Path, target: CountingServer, no_strays: None
 ) -> None:
-    """Two workers for 3 s: _stats.csv and --json count per endpoint exactly what the target
-    received; passing thresholds exit 0 and their JUnit file parses."""
+    """Two workers for 3 s of the class named: _stats.csv and --json count per endpoint
+    exactly what the target received; passing thresholds exit 0, their JUnit file parses."""
     out = tmp_path / "out"
     done = run(
         ["-f", str(locustfile), "-H", target.url, "-u", "4", "-r", "20", "-t", "3s",
          "--workers", "2", "--csv", str(out / "run"), "--json", "--junit", str(out / "j.xml"),
-         "--threshold", "failure_ratio<0.01", "--threshold", "GET /:requests>0"],
+         "--threshold", "failure_ratio<0.01", "--threshold", "GET /:requests>0", "Reader"],
         tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -139,6 +149,28 @@ def test_a_malformed_threshold_is_refused_before_anything_starts(
     assert "limit 'fast' is not a number" in done.stderr
     assert "workers joined" not in done.stdout + done.stderr
     assert target.count() == 0
+
+
+def test_locustfile_may_be_a_file_folder_module_or_list(
+    tmp_path: Path, locustfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-f resolves as Locust's: a file, a name without .py, a folder's public .py files, a
+    module on sys.path, a comma list; what it cannot find is named."""
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    for name in ("b.py", "a.py", "_helpers.py", "__init__.py", "locust.py", "notes.txt"):
+        (folder / name).write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert locustfiles(str(locustfile)) == [locustfile]
+    assert locustfiles(str(tmp_path / "locustfile")) == [locustfile]
+    assert locustfiles(str(folder)) == [folder / "a.py", folder / "b.py"]
+    assert locustfiles("suite.b") == [folder / "b.py"]
+    assert locustfiles(f"{locustfile}, {folder / 'a.py'}") == [locustfile, folder / "a.py"]
+    with pytest.raises(ConfigError, match=r"could not find 'nowhere\.py'"):
+        locustfiles("nowhere.py")
+    assert [c.__name__ for c in load_classes([locustfile], ["Writer"])] == ["Writer"]
+    with pytest.raises(ConfigError, match=r"no user class named Nobody: .* Reader, Writer"):
+        load_classes([locustfile], ["Nobody"])
 
 
 def test_settings_layer_file_then_environment_then_flags(

@@ -16,20 +16,19 @@ message saying what to do instead: docs/cli.md lists them. To add a flag: 1. dec
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
 import tomllib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import configargparse  # type: ignore[import-untyped]
 
 from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.headless import OK, USAGE, HeadlessPlan, Outputs, run_headless
+from notebookswarm.notebook.locustfiles import load_classes, locustfiles
 from notebookswarm.notebook.shapes import parse_duration
 from notebookswarm.notebook.swarm import SwarmConfig
 from notebookswarm.notebook.thresholds import parse_thresholds
@@ -299,72 +298,6 @@ def ignored_notes(args: argparse.Namespace) -> list[str]:
         for dest, why in IGNORED.items()
         if getattr(args, dest, None) not in (None, False)
     ]
-
-
-def locustfiles(spec: str) -> list[Path]:
-    """Resolve ``-f``: a .py file, a module name, a folder (every .py file in it), or a
-    comma-separated list of these; raise ConfigError naming what could not be found."""
-    found: list[Path] = []
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        path = Path(item).expanduser()
-        if path.is_dir():
-            files = sorted(
-                f
-                for f in path.rglob("*.py")
-                if not f.name.startswith("_") and f.name != "locust.py"
-            )
-            if not files:
-                raise ConfigError(f"folder {item!r} holds no locustfile (.py file)")
-            found += files
-        elif path.is_file():
-            found.append(path)
-        elif path.suffix != ".py" and path.with_name(path.name + ".py").is_file():
-            found.append(path.with_name(path.name + ".py"))
-        else:
-            found.append(_module_file(item))
-    if not found:
-        raise ConfigError(f"-f {spec!r} names no locustfile")
-    return found
-
-
-def _is_locustfile(path: Path) -> bool:
-    # As Locust: skip private modules (``__init__.py``, ``_helpers.py``) and ``locust.py``.
-    return not path.name.startswith("_") and path.name != "locust.py"
-
-
-def _module_file(name: str) -> Path:
-    origin = None
-    if name.replace(".", "").replace("_", "").isalnum():
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        origin = spec.origin if spec is not None else None
-    if origin is None or not origin.endswith(".py"):
-        raise ConfigError(
-            f"could not find {name!r}: pass a .py file, a folder of them, or a module name"
-        )
-    return Path(origin)
-
-
-def load_classes(files: Sequence[Path], names: Sequence[str]) -> list[type[Any]]:
-    """Load the user classes of every file here, only ``names`` when given, in that order."""
-    from notebookswarm.users.loader import load_file
-
-    found: dict[str, type[Any]] = {}
-    for file in files:
-        for cls in load_file(file):
-            found.setdefault(cls.__name__, cls)
-    if not names:
-        return list(found.values())
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise ConfigError(
-            f"no user class named {', '.join(missing)}: the locustfiles define {', '.join(found)}"
-        )
-    return [found[n] for n in names]
 
 
 def plan_from(args: argparse.Namespace) -> HeadlessPlan:
