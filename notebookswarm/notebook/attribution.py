@@ -100,7 +100,7 @@ def step_levels(
     keys = ["source", "metric", "labels", "kind"]
     if server.empty:
         return pd.DataFrame(columns=[*keys, *range(len(steps))]).set_index(keys)
-    seconds = server["time"].map(lambda t: t.timestamp()).to_numpy()
+    seconds = (server["time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     parts = []
     for i, (start, end, _users) in enumerate(steps):
         settled = start + min(settle, (end - start) / 3)
@@ -228,6 +228,8 @@ def _first(values: np.ndarray[Any, Any]) -> float:
 
 def _course(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Each step's share of the way from the first step's level to the highest."""
+    if np.isnan(values).all():
+        return np.zeros_like(values)
     base, top = _first(values), float(np.nanmax(values))
     if top <= base:
         return np.zeros_like(values)
@@ -240,7 +242,7 @@ def _held(
     if bound is None:
         return None
     share = values / np.where(bound > 0, bound, np.nan)
-    if not np.nanmax(share) >= AT_BOUND:
+    if np.isnan(share).all() or not np.nanmax(share) >= AT_BOUND:
         return None
     profile = np.clip(np.nan_to_num((share - 0.8) / 0.2), 0.0, 1.0)
     return RULES[1], profile, float(bound[-1])
