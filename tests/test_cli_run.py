@@ -111,6 +111,50 @@ def test_csv_counts_equal_what_the_target_received(
         assert (out / f"run_{name}.csv").is_file()
 
 
+SHAPED = """
+from locust import HttpUser, LoadTestShape, constant, events, task
+
+
+class Reader(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def index(self):
+        self.client.get("/")
+
+
+class Stages(LoadTestShape):
+    stages = [(1.5, 2, 10), (3.0, 4, 10)]
+
+    def tick(self):
+        run_time = self.get_run_time()
+        for end, users, rate in self.stages:
+            if run_time < end:
+                return users, rate
+        return None
+
+
+@events.test_stop.add_listener
+def report(environment, **kwargs):
+    if environment.runner.__class__.__name__ == "MasterRunner":
+        print(f"controller test_stop: {environment.stats.total.num_requests}", flush=True)
+"""
+
+
+def test_a_locust_locustfile_with_a_shape_runs_until_the_shape_ends(
+    tmp_path: Path, target: CountingServer, no_strays: None
+) -> None:
+    """A locustfile importing `locust` with a LoadTestShape and no -t runs until its shape
+    is over; its test_stop listener runs in the command; the counts are the target's."""
+    path = tmp_path / "shaped.py"
+    path.write_text(SHAPED)
+    done = run(["-f", str(path), "-H", target.url, "--workers", "2", "--csv", "out"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LoadTestShape" in done.stdout and "stopping: the swarm stopped" in done.stdout
+    assert stats_counts(tmp_path / "out_stats.csv") == target.counts()
+    assert f"controller test_stop: {target.count()}" in done.stdout
+
+
 def test_a_breached_threshold_exits_3_and_says_which(tmp_path: Path, no_strays: None) -> None:
     """`--threshold p95_ms<1` against the demo site (20 ms queries) exits 3, prints the
     breached threshold with what was observed, and fails its JUnit test case."""

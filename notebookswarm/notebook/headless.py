@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class HeadlessPlan:
     """
 
     users_from: tuple[Any, ...]
+    user_classes: tuple[str, ...] = ()  # of the one file in users_from; () runs them all
     host: str | None = None
     users: int = 1
     spawn_rate: float = 1.0
@@ -76,7 +78,7 @@ class HeadlessPlan:
     rate: float | None = None  # the open model: task runs a second ...
     max_users: int | None = None  # ... by a pool of at most this many users
     arrivals: str = "constant"
-    shape: Any = None  # a load shape (see Swarm.shape); then users and rate are ignored
+    shape: Any = None  # a load shape (see Swarm.shape); else the locustfile's LoadTestShape
     workers: int = 1
     config: SwarmConfig = field(default_factory=SwarmConfig)
     reset_stats: bool = False
@@ -136,9 +138,15 @@ def run_headless(plan: HeadlessPlan, stdout: TextIO | None = None) -> int:
     interrupts.install()
     try:
         # Interrupted while it starts, a swarm closes itself (and so reaps what it started).
-        swarm = Swarm(*plan.users_from, host=plan.host, workers=plan.workers, config=plan.config)
+        swarm = Swarm(
+            *plan.users_from,
+            host=plan.host,
+            workers=plan.workers,
+            config=plan.config,
+            user_classes=list(plan.user_classes) or None,
+        )
         try:
-            human.write(f"{len(swarm.workers)} workers joined; {_describe(plan)}\n")
+            human.write(f"{len(swarm.workers)} workers joined; {_describe(plan, swarm)}\n")
             if plan.thresholds:
                 human.write(f"thresholds: {threshold_summary(plan.thresholds)}\n")
             aborted = _drive(swarm, plan, interrupts, human)
@@ -164,9 +172,11 @@ def run_headless(plan: HeadlessPlan, stdout: TextIO | None = None) -> int:
         interrupts.restore()
 
 
-def _describe(plan: HeadlessPlan) -> str:
+def _describe(plan: HeadlessPlan, swarm: Swarm) -> str:
     if plan.shape is not None:
         what = "following the load shape"
+    elif swarm.file_shape() is not None:
+        what = "following the locustfile's LoadTestShape (-u and -r are ignored, as in Locust)"
     elif plan.rate is not None:
         what = f"{plan.rate:g} task runs/s by at most {plan.max_users} users"
     else:
@@ -178,6 +188,8 @@ def _describe(plan: HeadlessPlan) -> str:
 def _start(swarm: Swarm, plan: HeadlessPlan) -> None:
     if plan.shape is not None:
         swarm.shape(plan.shape, spawn_rate=plan.spawn_rate)
+    elif swarm.file_shape() is not None:
+        swarm.start()  # the locustfile's LoadTestShape drives the run
     elif plan.rate is not None:
         swarm.start(rate=plan.rate, max_users=plan.max_users, arrivals=plan.arrivals)
     else:
@@ -190,7 +202,8 @@ def _drive(swarm: Swarm, plan: HeadlessPlan, interrupts: Interrupts, human: Text
     began = time.monotonic()
     live = console.LiveTable(human)
     reset_pending = plan.reset_stats
-    last: tuple[float, dict[tuple[str, str], int]] = (began, {})
+    rates = Rates()
+    rates.update(swarm.stats, began)
     reason = ""
     while not reason:
         left = None if plan.run_time is None else plan.run_time - (time.monotonic() - began)
@@ -199,14 +212,14 @@ def _drive(swarm: Swarm, plan: HeadlessPlan, interrupts: Interrupts, human: Text
             reason = "interrupted"
         elif left is not None and left <= plan.interval:
             reason = "run time over"
-        elif swarm.state in ("stopped", "failed") and plan.shape is not None:
-            reason = "shape over"
+        elif swarm.state in ("stopped", "failed"):
+            reason = f"the swarm {swarm.state}"  # a shape ended, or a listener called quit()
         if reset_pending and swarm.state == "running":
             swarm.reset_stats()  # as Locust's --reset-stats: once every user has started
             reset_pending = False
             human.write("all users started: statistics reset\n")
         stats = swarm.stats
-        last, rps = _rates(stats, last)
+        rps = rates.update(stats, time.monotonic())
         if not plan.only_summary:
             status = console.status_line(
                 time.monotonic() - began,
@@ -223,18 +236,32 @@ def _drive(swarm: Swarm, plan: HeadlessPlan, interrupts: Interrupts, human: Text
     return reason
 
 
-def _rates(
-    stats: pd.DataFrame, last: tuple[float, dict[tuple[str, str], int]]
-) -> tuple[tuple[float, dict[tuple[str, str], int]], dict[tuple[str, str], float]]:
-    """Return the current requests a second per endpoint, from the counts since last time."""
-    now = time.monotonic()
-    then, before = last
-    counts = {
-        (str(r["method"]), str(r["name"])): int(r["requests"]) for r in stats.to_dict("records")
-    }
-    span = max(now - then, 1e-9)
-    rps = {key: max(0, n - before.get(key, 0)) / span for key, n in counts.items()}
-    return (now, counts), rps
+Counts = dict[tuple[str, str], int]
+
+
+class Rates:
+    """Current requests a second per endpoint, from cumulative counts seen over time.
+
+    Counts arrive once per report period (a second), so the rate is taken over the last
+    ``window`` seconds of samples rather than since the previous one, which may hold none.
+    """
+
+    def __init__(self, window: float = 3.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, Counts]] = deque()
+
+    def update(self, stats: pd.DataFrame, now: float) -> dict[tuple[str, str], float]:
+        """Add the counts of a stats DataFrame seen at ``now``; return the rates."""
+        counts = {
+            (str(r["method"]), str(r["name"])): int(r["requests"]) for r in stats.to_dict("records")
+        }
+        self._samples.append((now, counts))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - self.window:
+            self._samples.popleft()
+        then, before = self._samples[0]
+        if now <= then:
+            return {}
+        return {key: max(0, n - before.get(key, 0)) / (now - then) for key, n in counts.items()}
 
 
 def _should_abort(plan: HeadlessPlan, stats: pd.DataFrame, elapsed: float) -> bool:

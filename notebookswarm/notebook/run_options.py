@@ -311,8 +311,9 @@ def plan_from(args: argparse.Namespace) -> HeadlessPlan:
         raise ConfigError("--rate needs --max-users, the most users the pool may grow to")
     files = locustfiles(args.locustfile)
     users_from: tuple[Any, ...]
-    if len(files) == 1 and not args.user_classes:
-        users_from = (str(files[0]),)  # its source travels: module-level code runs in workers
+    names: tuple[str, ...] = ()
+    if len(files) == 1:  # its source travels: module-level code runs in workers too
+        users_from, names = (str(files[0]),), tuple(args.user_classes)
     else:
         users_from = tuple(load_classes(files, args.user_classes))
     workers = args.workers
@@ -328,6 +329,7 @@ def plan_from(args: argparse.Namespace) -> HeadlessPlan:
     )
     return HeadlessPlan(
         users_from=users_from,
+        user_classes=names,
         host=args.host,
         users=args.users if args.users is not None else 1,
         spawn_rate=args.spawn_rate if args.spawn_rate is not None else 1.0,
