@@ -128,19 +128,19 @@ def simulate(endpoint: str, endpoints: int, buckets: int) -> None:
 
 
 class Frames:
-    """Keep the update payloads a controller receives, with when each arrived."""
+    """Keep the update frames a controller receives, with when each arrived."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.payloads: list[tuple[float, dict[str, Any]]] = []
+        self.updates: list[tuple[float, Any]] = []
 
     def __call__(self, update: Any) -> None:
         with self.lock:
-            self.payloads.append((time.monotonic(), update.payload))
+            self.updates.append((time.monotonic(), update))
 
-    def since(self, t: float) -> list[dict[str, Any]]:
+    def since(self, t: float) -> list[Any]:
         with self.lock:
-            return [p for at, p in self.payloads if at >= t]
+            return [u for at, u in self.updates if at >= t]
 
 
 def run(
@@ -157,6 +157,7 @@ def run(
     been measured; the update frames of that step (or the last one) are timed by
     :func:`ingest_cost`.
     """
+    from notebookswarm.cluster import protocol
     from notebookswarm.cluster.control import ControlClient
     from notebookswarm.cluster.launch import start_master
     from notebookswarm.cluster.master_state import MasterConfig
@@ -170,7 +171,7 @@ def run(
     cmd += ["--endpoints", str(endpoints), "--buckets", str(buckets)]
     sim = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     steps: list[dict[str, Any]] = []
-    kept: list[dict[str, Any]] = []
+    kept: list[Any] = []
     try:
         pin([master.process.pid], 0)
         pin([sim.pid], 1)
@@ -205,7 +206,7 @@ def run(
         if sim.stdout is not None:
             sim.stdout.close()
         try:
-            client.request("quit", timeout=5)
+            client.request(protocol.QuitMaster(), timeout=5)
         except Exception as exc:  # it may be gone already; the reap below makes sure
             print(f"bench: master quit: {exc}", flush=True)
         client.close()
@@ -224,32 +225,32 @@ def run(
 
 def _workers_in_last_frame(frames: Frames) -> int:
     with frames.lock:
-        if not frames.payloads:
+        if not frames.updates:
             return 0
-        return len(frames.payloads[-1][1].get("workers", []))
+        return len(frames.updates[-1][1].workers)
 
 
-def _step(n: int, cpu: float, got: list[dict[str, Any]]) -> dict[str, Any]:
-    reports = [len(p.get("reports", [])) for p in got]
+def _step(n: int, cpu: float, got: list[Any]) -> dict[str, Any]:
+    reports = [len(u.reports) for u in got]
     return {
         "workers": n,
         "master_cpu_percent": cpu,
         "updates": len(got),
         "reports_per_update": statistics.mean(reports) if reports else 0.0,
-        "endpoints_per_update": statistics.mean(len(p["stats"]["e"]) for p in got) if got else 0,
-        "dropped": got[-1].get("dropped", 0) if got else None,
+        "endpoints_per_update": statistics.mean(len(u.stats["e"]) for u in got) if got else 0,
+        "dropped": got[-1].dropped if got else None,
     }
 
 
-def ingest_cost(payloads: list[dict[str, Any]], repeat: int = 3) -> dict[str, Any]:
+def ingest_cost(updates: list[Any], repeat: int = 3) -> dict[str, Any]:
     """Time ``protocol.decode`` and ``RunData.ingest`` per update frame (ms, median)."""
+    import dataclasses
+
     from notebookswarm.cluster import protocol
     from notebookswarm.notebook.rundata import RunData
 
-    full = [p for p in payloads if p.get("reports")]
-    encoded = [
-        protocol.encode(protocol.Update(seq=i, time=0.0, payload=p)) for i, p in enumerate(full)
-    ]
+    full = [u for u in updates if u.reports]
+    encoded = [protocol.encode(dataclasses.replace(u, seq=i)) for i, u in enumerate(full)]
     decode_ms, ingest_ms = [], []
     for _ in range(repeat):
         data = RunData()
@@ -258,15 +259,15 @@ def ingest_cost(payloads: list[dict[str, Any]], repeat: int = 3) -> dict[str, An
             message = protocol.decode(frame)
             t1 = time.perf_counter()
             assert isinstance(message, protocol.Update)
-            data.ingest(message.payload)
+            data.ingest(message)
             t2 = time.perf_counter()
             decode_ms.append((t1 - t0) * 1e3)
             ingest_ms.append((t2 - t1) * 1e3)
     return {
         "frames": len(encoded),
         "frame_bytes": statistics.median(len(f) for f in encoded) if encoded else 0,
-        "workers": len(full[0]["workers"]) if full else 0,
-        "endpoints": statistics.median(len(p["stats"]["e"]) for p in full) if full else 0,
+        "workers": len(full[0].workers) if full else 0,
+        "endpoints": statistics.median(len(u.stats["e"]) for u in full) if full else 0,
         "decode_ms": statistics.median(decode_ms) if decode_ms else 0.0,
         "ingest_ms": statistics.median(ingest_ms) if ingest_ms else 0.0,
     }

@@ -10,14 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master, start_worker
 from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.stats.requests import RequestStats
-from notebookswarm.users.code import load_args_for_file
 
 
 class Cluster:
@@ -28,7 +27,7 @@ class Cluster:
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.client = ControlClient(self.master.control_endpoint)
         self.lock = threading.Lock()
-        self.updates: list[dict[str, Any]] = []
+        self.updates: list[protocol.Update] = []
         self.total = RequestStats()
         self.client.on_update(self._on_update)
         self._dir = tempfile.TemporaryDirectory()
@@ -37,8 +36,8 @@ class Cluster:
 
     def _on_update(self, update: protocol.Update) -> None:
         with self.lock:
-            self.updates.append(update.payload)
-            self.total.merge(RequestStats.from_wire(update.payload["stats"]))
+            self.updates.append(update)
+            self.total.merge(RequestStats.from_wire(update.stats))
 
     def add_worker(self) -> subprocess.Popen[bytes]:
         """Start one more worker process."""
@@ -46,14 +45,20 @@ class Cluster:
         self.worker_procs.append(proc)
         return proc
 
-    def latest(self) -> dict[str, Any]:
-        """Return the last update's payload (an empty dict before the first)."""
+    def latest(self) -> protocol.Update | None:
+        """Return the last update (None before the first)."""
         with self.lock:
-            return self.updates[-1] if self.updates else {}
+            return self.updates[-1] if self.updates else None
 
-    def workers(self) -> dict[int, dict[str, Any]]:
+    def state(self) -> str | None:
+        """Return the swarm's state in the last update (None before the first)."""
+        latest = self.latest()
+        return latest.state if latest else None
+
+    def workers(self) -> dict[int, protocol.WorkerRow]:
         """Return the last update's worker rows keyed by pid."""
-        return {row["pid"]: row for row in self.latest().get("workers", [])}
+        latest = self.latest()
+        return {row.pid: row for row in latest.workers} if latest else {}
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll until ``condition()``; return the seconds it took, fail after ``timeout``."""
@@ -68,25 +73,30 @@ class Cluster:
         """Load user code from source text, as a file would be loaded."""
         path = Path(self._dir.name) / "users.py"
         path.write_text(textwrap.dedent(source))
-        self.client.request("load", **load_args_for_file(path, None, host, {}))
+        self.client.request(load_code_for_file(path, host, {}))
+
+    def start(self, users: int, spawn_rate: float) -> protocol.Status:
+        """Start (or re-target) the swarm's users at ``spawn_rate`` a second."""
+        targets = protocol.Targets(users=users, spawn_rate=spawn_rate)
+        return self.client.request(protocol.StartSwarm(targets=targets))
 
     def joined(self, n: int, timeout: float = 30.0) -> None:
         """Wait until ``n`` workers are known and not lost."""
         self.wait_for(
-            lambda: sum(w["state"] != "lost" for w in self.workers().values()) == n,
+            lambda: sum(w.state != "lost" for w in self.workers().values()) == n,
             timeout,
             f"{n} workers to join",
         )
 
     def stop_and_wait(self, timeout: float = 30.0) -> None:
         """Stop gracefully and wait for the master's 'stopped' update."""
-        self.client.request("stop")
-        self.wait_for(lambda: self.latest().get("state") == "stopped", timeout, "stopped")
+        self.client.request(protocol.StopSwarm())
+        self.wait_for(lambda: self.state() == "stopped", timeout, "stopped")
 
     def close(self) -> None:
         """Quit the swarm and reap every process it started."""
         with contextlib.suppress(Exception):  # the master may be gone already
-            self.client.request("quit", timeout=3)
+            self.client.request(protocol.QuitMaster(), timeout=3)
         self.client.close()
         for proc in self.worker_procs:
             try:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from notebookswarm.cluster import protocol
 from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.testing import CountingServer, process_gone
 
@@ -45,15 +46,15 @@ def test_two_workers_graceful_stop_loses_nothing(cluster: Cluster) -> None:
     master's total exactly, and each worker ran half the users."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.5), target.url)
-        cluster.client.request("start", users=200, spawn_rate=100)
-        cluster.wait_for(lambda: cluster.latest().get("state") == "running", 20, "running")
-        per_worker = [row["users"] for row in cluster.workers().values()]
+        cluster.start(users=200, spawn_rate=100)
+        cluster.wait_for(lambda: cluster.state() == "running", 20, "running")
+        per_worker = [row.users for row in cluster.workers().values()]
         assert sorted(per_worker) == [100, 100]
         time.sleep(8)  # let the swarm run: this is the load test itself, not a synchronisation
         cluster.stop_and_wait()
-        status = cluster.client.request("status")
+        status = cluster.client.request(protocol.GetStatus())
         assert cluster.total.total().requests == target.count() > 2000
-        assert status["users"] == 0
+        assert status.users == 0
 
 
 @pytest.mark.parametrize("cluster", [FAST], indirect=True)
@@ -62,23 +63,23 @@ def test_killed_worker_is_lost_and_its_users_move(cluster: Cluster) -> None:
     survivor runs all users 2 s later, the lost interval is reported, and the run goes on."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.2), target.url)
-        cluster.client.request("start", users=20, spawn_rate=50)
-        cluster.wait_for(lambda: cluster.latest().get("state") == "running", 20, "running")
+        cluster.start(users=20, spawn_rate=50)
+        cluster.wait_for(lambda: cluster.state() == "running", 20, "running")
         victim, survivor = cluster.worker_procs
         killed_at = time.time()
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         cluster.wait_for(
-            lambda: cluster.workers()[victim.pid]["state"] == "lost", 10, "the worker to be lost"
+            lambda: cluster.workers()[victim.pid].state == "lost", 10, "the worker to be lost"
         )
         with cluster.lock:
-            lost = [e for u in cluster.updates for e in u["lost"]]
+            lost = [e for u in cluster.updates for e in u.lost]
         assert len(lost) == 1
-        assert lost[0]["until"] - killed_at <= FAST.heartbeat_timeout + 1
-        assert lost[0]["users"] == 10
-        assert lost[0]["worker"] == cluster.workers()[victim.pid]["id"]
+        assert lost[0].until - killed_at <= FAST.heartbeat_timeout + 1
+        assert lost[0].users == 10
+        assert lost[0].worker == cluster.workers()[victim.pid].id
         cluster.wait_for(
-            lambda: cluster.workers()[survivor.pid]["users"] == 20, 2 + 1, "users on the survivor"
+            lambda: cluster.workers()[survivor.pid].users == 20, 2 + 1, "users on the survivor"
         )
         before = target.count()
         cluster.wait_for(lambda: target.count() > before + 50, 10, "the run to go on")
@@ -90,27 +91,28 @@ def test_stopped_then_resumed_worker_is_not_counted_twice(cluster: Cluster) -> N
     are not double counted, and after a graceful stop the target's count equals the total."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.2), target.url)
-        cluster.client.request("start", users=20, spawn_rate=50)
-        cluster.wait_for(lambda: cluster.latest().get("state") == "running", 20, "running")
+        cluster.start(users=20, spawn_rate=50)
+        cluster.wait_for(lambda: cluster.state() == "running", 20, "running")
         paused = cluster.worker_procs[0]
         paused.send_signal(signal.SIGSTOP)
         try:
-            cluster.wait_for(lambda: cluster.workers()[paused.pid]["state"] == "lost", 10, "lost")
+            cluster.wait_for(lambda: cluster.workers()[paused.pid].state == "lost", 10, "lost")
             time.sleep(max(0.0, 3 - FAST.heartbeat_timeout))  # the pause itself lasts 3 s
         finally:
             paused.send_signal(signal.SIGCONT)
         cluster.wait_for(
-            lambda: cluster.workers()[paused.pid]["state"] != "lost", 10, "the worker to return"
+            lambda: cluster.workers()[paused.pid].state != "lost", 10, "the worker to return"
         )
         cluster.wait_for(
             lambda: (
-                cluster.latest().get("state") == "running"
-                and sorted(r["users"] for r in cluster.workers().values()) == [10, 10]
+                cluster.state() == "running"
+                and sorted(r.users for r in cluster.workers().values()) == [10, 10]
             ),
             10,
             "the users to be shared again",
         )
-        assert cluster.latest()["users"] == 20
+        latest = cluster.latest()
+        assert latest is not None and latest.users == 20
         cluster.stop_and_wait()
         assert cluster.total.total().requests == target.count()
 
@@ -134,17 +136,17 @@ class Burner(User):
 def test_saturated_worker_is_not_declared_lost(cluster: Cluster) -> None:
     """Users that peg a worker's CPU for 30 s do not make the master think it is dead."""
     cluster.load(BURNER, "http://127.0.0.1:9")
-    cluster.client.request("start", users=4, spawn_rate=10)
+    cluster.start(users=4, spawn_rate=10)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # watch the whole 30 s
-        assert all(row["state"] != "lost" for row in cluster.workers().values())
+        assert all(row.state != "lost" for row in cluster.workers().values())
         time.sleep(0.2)
     with cluster.lock:
-        assert not any(u["lost"] for u in cluster.updates)
-        rows = [row for u in cluster.updates for row in u["workers"]]
+        assert not any(u.lost for u in cluster.updates)
+        rows = [row for u in cluster.updates for row in u.workers]
     # Close to 100% on a quiet machine; other processes may take a share of the core.
-    assert max(row["cpu_percent"] for row in rows) > 70
-    assert max(row["loop_lag"] for row in rows) > 0.1
+    assert max(row.cpu_percent for row in rows) > 70
+    assert max(row.loop_lag for row in rows) > 0.1
     cluster.stop_and_wait()
 
 
@@ -156,7 +158,7 @@ def test_workers_exit_when_the_master_is_killed(cluster: Cluster) -> None:
     receives nothing afterwards."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.1), target.url)
-        cluster.client.request("start", users=10, spawn_rate=50)
+        cluster.start(users=10, spawn_rate=50)
         cluster.wait_for(lambda: target.count() > 20, 10, "traffic")
         cluster.master.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -176,7 +178,7 @@ from notebookswarm.cluster.master_state import MasterConfig
 swarm = Cluster(MasterConfig(heartbeat_interval=0.5, controller_timeout=3.0), workers=2)
 swarm.joined(2)
 swarm.load('''{source}''', {url!r})
-swarm.client.request("start", users=10, spawn_rate=50)
+swarm.start(users=10, spawn_rate=50)
 print(swarm.master.process.pid, *(p.pid for p in swarm.worker_procs), flush=True)
 time.sleep(120)
 """
@@ -231,14 +233,14 @@ def test_newcomer_is_filled_at_the_spawn_rate(cluster: Cluster) -> None:
     rather than in one burst."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.2), target.url)
-        cluster.client.request("start", users=30, spawn_rate=4)
-        cluster.wait_for(lambda: cluster.latest().get("state") == "running", 30, "running")
+        cluster.start(users=30, spawn_rate=4)
+        cluster.wait_for(lambda: cluster.state() == "running", 30, "running")
         newcomer = cluster.add_worker()
         cluster.wait_for(lambda: newcomer.pid in cluster.workers(), 30, "the newcomer to join")
         seen: list[int] = []
 
         def filled() -> bool:
-            users = cluster.workers()[newcomer.pid]["users"]
+            users = cluster.workers()[newcomer.pid].users
             if not seen or seen[-1] != users:
                 seen.append(users)
             return users == 10
@@ -246,5 +248,5 @@ def test_newcomer_is_filled_at_the_spawn_rate(cluster: Cluster) -> None:
         took = cluster.wait_for(filled, 30, "the newcomer's share")
         assert len([n for n in seen if 0 < n < 10]) >= 2  # it ramped, not one burst
         assert took >= (10 - 1) / 4 - 1  # 10 users at 4/s, seen through 1 s updates
-        assert sorted(r["users"] for r in cluster.workers().values()) == [10, 10, 10]
+        assert sorted(r.users for r in cluster.workers().values()) == [10, 10, 10]
         cluster.stop_and_wait()

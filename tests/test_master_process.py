@@ -64,7 +64,7 @@ def context() -> Iterator[Sockets]:
 def _garbage(rng: random.Random) -> list[bytes]:
     """Frames that are never a valid message: random, truncated, or the wrong shape."""
     valid = protocol.encode(protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0"))
-    kind = rng.randrange(6)
+    kind = rng.randrange(7)
     if kind == 0:
         return [rng.randbytes(rng.randrange(0, 64))]
     if kind == 1:
@@ -75,14 +75,27 @@ def _garbage(rng: random.Random) -> list[bytes]:
         return [msgpack.packb({"v": 1, "k": rng.choice(["spawn", "nope", "report"]), "x": [1]})]
     if kind == 4:
         return [msgpack.packb([1, 2, rng.randrange(100)])]
+    if kind == 5:  # a control command with an argument out of its range or type
+        targets = {"users": rng.choice([-1, "10", 2.5]), "spawn_rate": rng.choice([0.0, -3.0])}
+        targets |= {"rate": None, "max_users": None, "arrivals": None, "max_backlog": None}
+        return [msgpack.packb({"v": 1, "k": "start_swarm", "targets": targets, "request_id": 1})]
     return [valid, b"an extra frame"]
+
+
+#: Valid messages that are not control commands: the control socket drops and counts them.
+NOT_COMMANDS = [
+    protocol.Ping(now=1.0),
+    protocol.Spawn(targets={"U": 1}, spawn_rate=1.0, generation=1),
+    protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0"),
+]
 
 
 def test_garbage_frames_are_dropped_counted_and_survived(
     master: MasterProcess, context: Sockets
 ) -> None:
-    """10,000 random, truncated and wrong-shape frames on both sockets are all dropped and
-    counted; the master stays up and a real worker joins afterwards."""
+    """10,000 random, truncated and wrong-shape frames (commands with bad arguments among them)
+    on both sockets, and valid messages that are not commands on the control socket, are all
+    dropped and counted; the master stays up and a real worker joins afterwards."""
     rng = random.Random(1234)
     sent = 0
     for endpoint in (master.worker_endpoint, master.control_endpoint):
@@ -91,19 +104,24 @@ def test_garbage_frames_are_dropped_counted_and_survived(
         for _ in range(5000):
             sock.send_multipart(_garbage(rng))
             sent += 1
+    sock = context.socket(zmq.DEALER)
+    sock.connect(master.control_endpoint)
+    for message in NOT_COMMANDS * 10:
+        sock.send(protocol.encode(message))
+        sent += 1
     client = ControlClient(master.control_endpoint)
     worker = start_worker(master.worker_endpoint)
     try:
-        status = client.request("status")
+        status = client.request(protocol.GetStatus())
         deadline = time.monotonic() + 30
-        while not (status["dropped"] == sent and status["workers"]):
-            assert time.monotonic() < deadline, f"dropped {status['dropped']} of {sent}"
+        while not (status.dropped == sent and status.workers):
+            assert time.monotonic() < deadline, f"dropped {status.dropped} of {sent}"
             time.sleep(0.05)
-            status = client.request("status")
-        assert [w["state"] for w in status["workers"]] == ["ready"]
+            status = client.request(protocol.GetStatus())
+        assert [w.state for w in status.workers] == ["ready"]
         assert master.process.poll() is None
     finally:
-        client.request("quit")
+        client.request(protocol.QuitMaster())
         client.close()
         worker.wait(10)
 
@@ -227,15 +245,14 @@ def test_keys_let_trusted_workers_in_and_keep_others_out(tmp_path: Path) -> None
     try:
         _, keyless_err = keyless.communicate(timeout=30)
         _, untrusted_err = untrusted.communicate(timeout=30)
-        status = client.request("status")
-        assert len(status["workers"]) == 1
-        assert status["workers"][0]["pid"] == trusted.pid
+        status = client.request(protocol.GetStatus())
+        assert [w.pid for w in status.workers] == [trusted.pid]
         assert keyless.returncode == 1
         assert "requires CurveZMQ keys" in keyless_err
         assert untrusted.returncode == 1
         assert "refused this worker's CurveZMQ key" in untrusted_err
     finally:
-        client.request("quit")
+        client.request(protocol.QuitMaster())
         client.close()
         trusted.wait(10)
         for proc in (keyless, untrusted):

@@ -7,9 +7,11 @@ fails here rather than in the master process.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+import msgpack
 import pytest
 
 from notebookswarm.cluster import protocol
@@ -19,10 +21,10 @@ from notebookswarm.stats.requests import RequestStats
 
 T0 = 1000.0
 CTL = b"controller"
-ONE_CLASS = [{"name": "Reader", "weight": 1, "fixed_count": 0}]
+ONE_CLASS = [protocol.ClassSpec(name="Reader", weight=1, fixed_count=0)]
 TWO_CLASSES = [
-    {"name": "Reader", "weight": 2, "fixed_count": 0},
-    {"name": "Writer", "weight": 1, "fixed_count": 0},
+    protocol.ClassSpec(name="Reader", weight=2, fixed_count=0),
+    protocol.ClassSpec(name="Writer", weight=1, fixed_count=0),
 ]
 
 
@@ -87,10 +89,10 @@ def report(
 
 
 def command(
-    state: MasterState, name: str, now: float, peer: bytes = CTL, **args: Any
+    state: MasterState, message: protocol.ControlCommand, now: float, peer: bytes = CTL
 ) -> tuple[protocol.ControlReply, list[Out]]:
     """Run a control command; return its reply and the rest of what the master sends."""
-    message = protocol.Control(command=name, args=args, request_id=7)
+    message = dataclasses.replace(message, request_id=7)
     out = sendable(state.on_control(peer, wire(message), now))
     (channel, identity, reply), *rest = out
     assert (channel, identity) == ("control", peer)
@@ -99,33 +101,58 @@ def command(
     return reply, rest
 
 
-def load(state: MasterState, now: float, classes: list[dict[str, Any]] = ONE_CLASS) -> list[Out]:
-    reply, out = command(
-        state,
-        "load",
-        now,
-        payload=b"class Reader: ...",
-        fmt="source",
+HAIL = protocol.Hail()
+STOP = protocol.StopSwarm()
+
+
+def start_swarm(**targets: Any) -> protocol.StartSwarm:
+    return protocol.StartSwarm(targets=protocol.Targets(**targets))
+
+
+def set_targets(**targets: Any) -> protocol.SetTargets:
+    return protocol.SetTargets(targets=protocol.Targets(**targets))
+
+
+def load_code(
+    classes: list[protocol.ClassSpec] = ONE_CLASS,
+    payload: bytes = b"class Reader: ...",
+    fmt: protocol.CodeFormat = "source",
+    host: str | None = "http://target",
+    options: dict[str, Any] | None = None,
+) -> protocol.LoadCode:
+    return protocol.LoadCode(
+        payload=payload,
+        fmt=fmt,
         classes=classes,
-        host="http://target",
-        options={"stop_timeout": 2.0},
+        host=host,
+        options={"stop_timeout": 2.0} if options is None else options,
     )
-    assert reply.ok, reply.error
+
+
+def accepted(reply: protocol.ControlReply) -> protocol.Status:
+    """The status of a reply that must carry no refusal."""
+    assert reply.refusal is None, reply.refusal
+    return reply.status
+
+
+def load(
+    state: MasterState, now: float, classes: list[protocol.ClassSpec] = ONE_CLASS
+) -> list[Out]:
+    reply, out = command(state, load_code(classes), now)
+    accepted(reply)
     return out
 
 
 def start(state: MasterState, now: float, users: int, spawn_rate: float = 10.0) -> list[Out]:
-    reply, out = command(state, "start", now, users=users, spawn_rate=spawn_rate)
-    assert reply.ok, reply.error
+    reply, out = command(state, start_swarm(users=users, spawn_rate=spawn_rate), now)
+    accepted(reply)
     return out
 
 
 def refusal(reply: protocol.ControlReply) -> str:
-    """The error of a reply that must say ok=False and why."""
-    assert not reply.ok
-    assert reply.error
-    assert reply.result == {}
-    return reply.error
+    """The reason of a reply that must be a refusal."""
+    assert reply.refusal
+    return reply.refusal
 
 
 def tick(state: MasterState, now: float) -> list[Out]:
@@ -147,10 +174,9 @@ def updates(out: list[Out]) -> list[tuple[bytes, protocol.Update]]:
     return sent(out, protocol.Update)
 
 
-def worker_row(state: MasterState, worker_id: str) -> dict[str, Any]:
-    reply, _ = command(state, "status", state.last_controller)
-    (row,) = [w for w in reply.result["workers"] if w["id"] == worker_id]
-    assert isinstance(row, dict)
+def worker_row(state: MasterState, worker_id: str) -> protocol.WorkerRow:
+    reply, _ = command(state, protocol.GetStatus(), state.last_controller)
+    (row,) = [w for w in accepted(reply).workers if w.id == worker_id]
     return row
 
 
@@ -201,20 +227,20 @@ def test_hello_is_answered_with_a_welcome_carrying_the_configured_timings() -> N
             ),
         )
     ]
-    assert worker_row(state, "w1") | {"last_seen": None} == {
-        "id": "w1",
-        "host": "gen",
-        "pid": 42,
-        "cores": 4,
-        "state": "ready",
-        "users": 0,
-        "cpu_percent": 0.0,
-        "loop_lag": 0.0,
-        "rps": 0.0,
-        "last_seen": None,
-        "error": None,
-        "overloaded": False,
-    }
+    assert worker_row(state, "w1") == protocol.WorkerRow(
+        id="w1",
+        host="gen",
+        pid=42,
+        cores=4,
+        state="ready",
+        users=0,
+        cpu_percent=0.0,
+        loop_lag=0.0,
+        rps=0.0,
+        last_seen=T0,
+        error=None,
+        overloaded=False,
+    )
 
 
 def test_hello_after_load_is_answered_with_welcome_then_the_code() -> None:
@@ -255,8 +281,9 @@ def test_join_keeps_per_class_sums_equal_to_the_class_targets() -> None:
     state = new_state(standalone=True)
     join(state, "small", T0, cores=2)
     load(state, T0, classes=TWO_CLASSES)
-    reply, _ = command(state, "start", T0, users=60, spawn_rate=6.0)
-    assert reply.result["targets"] == {"Reader": 40, "Writer": 20}
+    reply, _ = command(state, start_swarm(users=60, spawn_rate=6.0), T0)
+    assert accepted(reply).target_users == 60
+    assert state.class_targets == {"Reader": 40, "Writer": 20}
     out = join(state, "big", T0 + 1, cores=4)
     targets = [s.targets for s in spawns(out).values()]
     assert len(targets) == 2
@@ -306,12 +333,11 @@ def test_start_sends_each_worker_its_share_and_the_rates_sum_to_the_request() ->
     for worker_id, cores in (("a", 1), ("b", 2), ("c", 3)):
         join(state, worker_id, T0, cores=cores)
     load(state, T0, classes=TWO_CLASSES)
-    reply, out = command(state, "start", T0, users=90, spawn_rate=7.0)
-    assert reply.ok and reply.result == {
-        "targets": {"Reader": 60, "Writer": 30},
-        "workers": 3,
-        "state": "spawning",
-    }
+    reply, out = command(state, start_swarm(users=90, spawn_rate=7.0), T0)
+    status = accepted(reply)
+    assert (status.state, status.target_users, status.spawn_rate) == ("spawning", 90, 7.0)
+    assert [w.id for w in status.workers] == ["a", "b", "c"]
+    assert state.class_targets == {"Reader": 60, "Writer": 30}
     by_worker = spawns(out)
     assert [sum(by_worker[ident(w)].targets.values()) for w in "abc"] == [15, 30, 45]
     assert sum(s.targets["Reader"] for s in by_worker.values()) == 60
@@ -329,8 +355,8 @@ def test_a_restarted_worker_with_the_same_id_is_counted_once() -> None:
         protocol.Hello(worker_id="w1", host="gen", pid=43, cores=1, version="0"),
         T0 + 2,
     )
-    reply, _ = command(state, "status", T0 + 2)
-    assert [w["id"] for w in reply.result["workers"]] == ["w1", "w2"]
+    reply, _ = command(state, protocol.GetStatus(), T0 + 2)
+    assert [w.id for w in accepted(reply).workers] == ["w1", "w2"]
     assert ident("w1-new") in spawns(out)
     assert ident("w1") not in spawns(out)
     assert sum(sum(s.targets.values()) for s in spawns(out).values()) == 10
@@ -341,10 +367,10 @@ def test_goodbye_moves_the_users_at_once_without_a_lost_interval() -> None:
     state = running_swarm({"w1": 1, "w2": 1}, users=10)
     out = from_worker(state, "w2", protocol.Goodbye(worker_id="w2"), T0 + 2)
     assert {i: s.targets for i, s in spawns(out).items()} == {ident("w1"): {"Reader": 10}}
-    command(state, "ping", T0 + 2)
+    command(state, HAIL, T0 + 2)
     (_, update), *_ = updates(tick(state, T0 + 2))
-    assert update.payload["lost"] == []
-    assert [w["id"] for w in update.payload["workers"]] == ["w1"]
+    assert update.lost == []
+    assert [w.id for w in update.workers] == ["w1"]
 
 
 # --- control commands ------------------------------------------------------------------
@@ -355,18 +381,9 @@ def test_load_ships_the_code_to_every_worker() -> None:
     state = new_state()
     join(state, "w1", T0)
     join(state, "w2", T0)
-    reply, out = command(
-        state,
-        "load",
-        T0,
-        payload=b"\x80pickle",
-        fmt="pickle",
-        classes=TWO_CLASSES,
-        host=None,
-        options={},
-    )
-    assert reply.ok and reply.error is None
-    assert reply.result == {"classes": ["Reader", "Writer"]}
+    message = load_code(TWO_CLASSES, payload=b"\x80pickle", fmt="pickle", host=None, options={})
+    reply, out = command(state, message, T0)
+    assert accepted(reply).classes == ["Reader", "Writer"]
     code = protocol.Code(
         payload=b"\x80pickle", fmt="pickle", classes=["Reader", "Writer"], host=None, options={}
     )
@@ -374,19 +391,11 @@ def test_load_ships_the_code_to_every_worker() -> None:
 
 
 def test_load_is_refused_while_the_swarm_runs() -> None:
-    """load during a run replies ok=False saying to stop first, and ships nothing."""
+    """load during a run is refused saying to stop first, and ships nothing."""
     state = running_swarm({"w1": 1}, users=5)
-    reply, out = command(
-        state,
-        "load",
-        T0 + 2,
-        payload=b"new",
-        fmt="source",
-        classes=ONE_CLASS,
-        host=None,
-        options={},
-    )
+    reply, out = command(state, load_code(payload=b"new", host=None, options={}), T0 + 2)
     assert "stop" in refusal(reply)
+    assert reply.status.classes == ["Reader"] and reply.status.state == "running"
     assert out == []
     assert state.code is not None and state.code.message.payload == b"class Reader: ..."
 
@@ -394,7 +403,7 @@ def test_load_is_refused_while_the_swarm_runs() -> None:
 def test_load_is_accepted_again_once_the_swarm_stopped() -> None:
     """After a stop, new code can be loaded and reaches the workers."""
     state = running_swarm({"w1": 1}, users=5)
-    command(state, "stop", T0 + 2)
+    command(state, STOP, T0 + 2)
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 3)
     assert state.state == "stopped"
     out = load(state, T0 + 4)
@@ -402,52 +411,64 @@ def test_load_is_accepted_again_once_the_swarm_stopped() -> None:
 
 
 def test_load_without_classes_is_refused() -> None:
-    """load with an empty class list replies ok=False asking for a User subclass."""
+    """load with an empty class list is refused asking for a User subclass."""
     state = new_state()
-    reply, out = command(
-        state, "load", T0, payload=b"", fmt="source", classes=[], host=None, options={}
-    )
+    message = load_code([], payload=b"", host=None, options={})
+    reply, out = command(state, message, T0)
     assert "User subclass" in refusal(reply)
     assert out == [] and state.code is None
 
 
-@pytest.mark.parametrize("name", ["start", "set"])
+@pytest.mark.parametrize("kind", [protocol.StartSwarm, protocol.SetTargets])
 @pytest.mark.parametrize(
-    ("args", "named"),
+    ("targets", "named"),
     [
-        ({"users": -1, "spawn_rate": 1.0}, "-1"),
-        ({"users": "10", "spawn_rate": 1.0}, "'10'"),
-        ({"users": 2.5, "spawn_rate": 1.0}, "2.5"),
-        ({"users": True, "spawn_rate": 1.0}, "True"),
-        ({"users": 10, "spawn_rate": 0}, "spawn_rate"),
-        ({"users": 10, "spawn_rate": 0.0}, "0.0"),
-        ({"users": 10, "spawn_rate": -3.0}, "-3.0"),
-        ({"users": 10, "spawn_rate": "fast"}, "'fast'"),
-        ({"users": 10, "spawn_rate": math.inf}, "inf"),
-        ({"users": 10, "spawn_rate": None}, "None"),
+        ({"users": -1, "spawn_rate": 1.0}, "users: expected int >= 0 or nil, got int -1"),
+        ({"users": "10", "spawn_rate": 1.0}, "users: expected .*, got str '10'"),
+        ({"users": 2.5, "spawn_rate": 1.0}, "users: expected .*, got float 2.5"),
+        ({"users": True, "spawn_rate": 1.0}, "users: expected .*, got bool True"),
+        ({"users": 10, "spawn_rate": 0}, "spawn_rate: expected finite float > 0 or nil"),
+        ({"users": 10, "spawn_rate": 0.0}, "spawn_rate: expected .*, got float 0.0"),
+        ({"users": 10, "spawn_rate": -3.0}, "spawn_rate: expected .*, got float -3.0"),
+        ({"users": 10, "spawn_rate": "fast"}, "spawn_rate: expected .*, got str 'fast'"),
+        ({"users": 10, "spawn_rate": math.inf}, "spawn_rate: expected .*, got float inf"),
     ],
     ids=lambda value: repr(value) if isinstance(value, dict) else "",
 )
-def test_start_and_set_refuse_bad_values_naming_them(
-    name: str, args: dict[str, Any], named: str
+def test_start_and_set_with_bad_values_cannot_cross_the_wire(
+    kind: type[protocol.StartSwarm | protocol.SetTargets], targets: dict[str, Any], named: str
 ) -> None:
-    """start/set with a bad users or spawn_rate reply ok=False naming the value; nothing changes."""
-    state = new_state()
-    join(state, "w1", T0)
-    load(state, T0)
-    reply, out = command(state, name, T0, **args)
-    assert named in refusal(reply)
-    assert out == []
-    assert state.state == "ready"
-    assert state.target_users == 0
+    """A bad users or spawn_rate is refused naming the value by encode on the controller's
+    side and by decode on the master's, so the master never sees it."""
+    message = kind(targets=protocol.Targets(**targets))
+    with pytest.raises(protocol.ProtocolError, match=f"cannot encode {kind.KIND}.targets.{named}"):
+        protocol.encode(message)
+    good = protocol.encode(kind(targets=protocol.Targets(users=10, spawn_rate=1.0)))
+    frame = msgpack.unpackb(good)
+    frame["targets"].update(targets)
+    with pytest.raises(protocol.ProtocolError, match=f"^{kind.KIND}.targets.{named}"):
+        protocol.decode(msgpack.packb(frame))
 
 
-@pytest.mark.parametrize("name", ["start", "set"])
-def test_start_without_code_is_refused(name: str) -> None:
-    """start/set before any load reply ok=False saying to load user classes first."""
+def test_start_without_spawn_rate_keeps_the_last_one() -> None:
+    """A start or set that leaves spawn_rate out (None) keeps the swarm's current rate."""
+    state = running_swarm({"w1": 1, "w2": 1}, users=4, spawn_rate=3.0)
+    reply, out = command(state, set_targets(users=10), T0 + 2)
+    assert accepted(reply).spawn_rate == 3.0
+    assert sum(s.spawn_rate for s in spawns(out).values()) == 3.0
+    reply, out = command(state, start_swarm(users=6, spawn_rate=None), T0 + 3)
+    assert accepted(reply).spawn_rate == 3.0
+    assert sum(s.spawn_rate for s in spawns(out).values()) == 3.0
+
+
+@pytest.mark.parametrize("kind", [protocol.StartSwarm, protocol.SetTargets])
+def test_start_without_code_is_refused(
+    kind: type[protocol.StartSwarm | protocol.SetTargets],
+) -> None:
+    """start/set before any load are refused saying to load user classes first."""
     state = new_state()
     join(state, "w1", T0)
-    reply, out = command(state, name, T0, users=10, spawn_rate=1.0)
+    reply, out = command(state, kind(targets=protocol.Targets(users=10, spawn_rate=1.0)), T0)
     assert "no user code loaded" in refusal(reply)
     assert out == [] and state.state == "ready"
 
@@ -455,8 +476,8 @@ def test_start_without_code_is_refused(name: str) -> None:
 def test_start_with_more_users_than_fixed_classes_allow_is_refused() -> None:
     """start asking for more users than fixed counts give, with no weighted class, is refused."""
     state = new_state()
-    load(state, T0, classes=[{"name": "Admin", "weight": 0, "fixed_count": 2}])
-    reply, out = command(state, "start", T0, users=5, spawn_rate=1.0)
+    load(state, T0, classes=[protocol.ClassSpec(name="Admin", weight=0, fixed_count=2)])
+    reply, out = command(state, start_swarm(users=5, spawn_rate=1.0), T0)
     assert "5 users" in refusal(reply)
     assert out == [] and state.state == "ready"
 
@@ -464,8 +485,8 @@ def test_start_with_more_users_than_fixed_classes_allow_is_refused() -> None:
 def test_set_changes_the_targets_of_a_running_swarm() -> None:
     """set on a running swarm re-dispatches the new count and goes back to spawning."""
     state = running_swarm({"w1": 1, "w2": 1}, users=10, spawn_rate=4.0)
-    reply, out = command(state, "set", T0 + 2, users=30)
-    assert reply.ok
+    reply, out = command(state, set_targets(users=30), T0 + 2)
+    assert accepted(reply).target_users == 30
     assert {i: s.targets for i, s in spawns(out).items()} == {
         ident("w1"): {"Reader": 15},
         ident("w2"): {"Reader": 15},
@@ -474,110 +495,88 @@ def test_set_changes_the_targets_of_a_running_swarm() -> None:
     assert state.state == "spawning"
 
 
-def test_unknown_command_lists_the_known_ones() -> None:
-    """An unknown command replies ok=False naming it and every command the master knows."""
-    state = new_state()
-    reply, out = command(state, "launch", T0)
-    error = refusal(reply)
-    assert "'launch'" in error
-    for known in ("load", "ping", "quit", "reset", "set", "start", "status", "stop"):
-        assert f"'{known}'" in error
-    assert out == []
-
-
-LOAD: dict[str, Any] = {
-    "payload": b"x",
-    "fmt": "source",
-    "classes": ONE_CLASS,
-    "host": None,
-    "options": {},
-}
-
-
-@pytest.mark.parametrize(
-    ("name", "args"),
-    [
-        ("load", {}),
-        ("load", {**LOAD, "classes": 5}),
-        ("load", {**LOAD, "classes": ["Reader"]}),
-        ("load", {**LOAD, "classes": [{"name": "Reader"}]}),
-        ("load", {**LOAD, "classes": [{"name": "Reader", "weight": "heavy", "fixed_count": 0}]}),
-        ("load", {**LOAD, "classes": [{"name": "Reader", "weight": None, "fixed_count": 0}]}),
-        ("load", {**LOAD, "classes": [{"name": "Reader", "weight": math.inf, "fixed_count": 0}]}),
-        ("load", {key: value for key, value in LOAD.items() if key != "fmt"}),
-        ("load", {**LOAD, "fmt": "exe"}),
-        ("load", {**LOAD, "payload": "text"}),
-        ("load", {**LOAD, "payload": 3}),
-        ("load", {**LOAD, "host": 8080}),
-        ("load", {**LOAD, "options": "ab"}),
-        ("load", {**LOAD, "options": [[1, 2]]}),
-        ("stop", {"timeout": "soon"}),
-        ("stop", {"timeout": -1.0}),
-        ("stop", {"timeout": math.nan}),
-    ],
-    ids=[
-        "load-nothing",
-        "classes-not-a-list",
-        "class-not-a-map",
-        "class-without-weight",
-        "weight-text",
-        "weight-nil",
-        "weight-infinite",
-        "without-fmt",
-        "unknown-fmt",
-        "payload-text",
-        "payload-int",
-        "host-int",
-        "options-text",
-        "options-int-keys",
-        "stop-timeout-text",
-        "stop-timeout-negative",
-        "stop-timeout-nan",
-    ],
-)
-def test_malformed_arguments_are_refused_without_raising(name: str, args: dict[str, Any]) -> None:
-    """Missing keys or wrong types in a command's args give ok=False and nothing unsendable."""
-    state = running_swarm({"w1": 1}, users=5) if name == "stop" else new_state()
-    before = (state.state, state.code)
-    reply, out = command(state, name, T0 + 2, **args)
-    assert refusal(reply)
-    assert out == []
-    assert (state.state, state.code) == before
+def test_every_command_the_master_knows_is_a_message_kind() -> None:
+    """The control commands are exactly these eight kinds; an unknown one ('launch') never
+    decodes, and the error names it."""
+    assert sorted(cls.KIND for cls in protocol.CONTROL_COMMANDS) == [
+        "get_status",
+        "hail",
+        "load_code",
+        "quit_master",
+        "reset_stats",
+        "set_targets",
+        "start_swarm",
+        "stop_swarm",
+    ]
+    frame = msgpack.packb({"v": protocol.PROTOCOL_VERSION, "k": "launch", "request_id": 7})
+    with pytest.raises(protocol.ProtocolError, match="unknown message kind 'launch'"):
+        protocol.decode(frame)
 
 
 def test_stop_with_a_timeout_passes_it_to_the_workers() -> None:
     """stop timeout=5 sends Stop(timeout=5.0) to every live worker."""
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
-    reply, out = command(state, "stop", T0 + 2, timeout=5)
-    assert reply.ok
+    reply, out = command(state, protocol.StopSwarm(timeout=5), T0 + 2)
+    assert accepted(reply).state == "stopping"
     assert sent(out, protocol.Stop) == [
         (ident("w1"), protocol.Stop(timeout=5.0)),
         (ident("w2"), protocol.Stop(timeout=5.0)),
     ]
 
 
-def test_a_frame_that_is_not_a_command_on_the_control_socket_is_dropped() -> None:
-    """A non-Control message from a controller is counted as dropped and answered by nothing."""
+@pytest.mark.parametrize(
+    "message",
+    [
+        protocol.Ping(now=1.0),
+        protocol.Spawn(targets={"Reader": 1}, spawn_rate=1.0, generation=1),
+        protocol.Report(worker_id="w1", seq=0, start=T0, end=T0 + 1, stats={}),
+        protocol.Hello(worker_id="w1", host="gen", pid=42, cores=1, version="0"),
+    ],
+    ids=lambda message: type(message).__name__,
+)
+def test_a_frame_that_is_not_a_command_on_the_control_socket_is_dropped(
+    message: protocol.Message,
+) -> None:
+    """A message of a known kind that is not a control command, arriving from a controller,
+    is counted as dropped and answered by nothing."""
     state = new_state()
-    out = state.on_control(CTL, protocol.Ping(now=1.0), T0)
+    out = state.on_control(CTL, wire(message), T0)
     assert out == []
     assert state.dropped == 1
+    assert state.workers == {} and state.total.is_empty()
 
 
 def test_ping_and_status_describe_the_swarm() -> None:
-    """ping gives the state and users; status adds targets, totals, workers and drops."""
+    """A hail gives the state and users; status adds targets, totals, workers and drops."""
     state = running_swarm({"w1": 1, "w2": 1}, users=6, spawn_rate=3.0)
     report(state, "w1", stats_of(4), T0 + 1, T0 + 2)
-    reply, out = command(state, "ping", T0 + 2)
-    assert reply.ok and out == []
-    assert reply.result == {"state": "running", "users": 6}
-    reply, out = command(state, "status", T0 + 2)
-    result = reply.result
-    assert (result["state"], result["users"], result["target_users"]) == ("running", 6, 6)
-    assert result["spawn_rate"] == 3.0
-    assert RequestStats.from_wire(result["stats"]).total().requests == 4
-    assert [w["id"] for w in result["workers"]] == ["w1", "w2"]
-    assert (result["dropped"], result["started"]) == (0, T0)
+    reply, out = command(state, HAIL, T0 + 2)
+    assert out == []
+    status = accepted(reply)
+    assert (status.state, status.users) == ("running", 6)
+    assert status.stats is None
+    reply, out = command(state, protocol.GetStatus(), T0 + 2)
+    status = accepted(reply)
+    assert (status.state, status.users, status.target_users) == ("running", 6, 6)
+    assert status.spawn_rate == 3.0
+    assert status.stats is not None
+    assert RequestStats.from_wire(status.stats).total().requests == 4
+    assert [w.id for w in status.workers] == ["w1", "w2"]
+    assert (status.dropped, status.started) == (0, T0)
+    assert status.config == dataclasses.asdict(state.config)
+
+
+def test_reset_starts_the_totals_over() -> None:
+    """reset_stats empties the cumulative statistics; later reports count from zero."""
+    state = running_swarm({"w1": 1}, users=2)
+    report(state, "w1", stats_of(4), T0 + 1, T0 + 2)
+    reply, out = command(state, protocol.ResetStats(), T0 + 2)
+    assert out == [] and accepted(reply).state == "running"
+    assert state.total.is_empty()
+    report(state, "w1", stats_of(3), T0 + 2, T0 + 3)
+    reply, _ = command(state, protocol.GetStatus(), T0 + 3)
+    stats = accepted(reply).stats
+    assert stats is not None and RequestStats.from_wire(stats).total().requests == 3
 
 
 # --- heartbeats ------------------------------------------------------------------------
@@ -599,8 +598,8 @@ def test_heartbeat_updates_what_the_master_knows_of_the_worker() -> None:
     start(state, T0, users=3)
     beat(state, "w1", T0 + 1, users={"Reader": 2}, run="spawning", cpu=55.5)
     row = worker_row(state, "w1")
-    assert (row["state"], row["users"], row["cpu_percent"]) == ("spawning", 2, 55.5)
-    assert (row["loop_lag"], row["last_seen"]) == (0.001, T0 + 1)
+    assert (row.state, row.users, row.cpu_percent) == ("spawning", 2, 55.5)
+    assert (row.loop_lag, row.last_seen) == (0.001, T0 + 1)
     assert state.user_count() == 2
 
 
@@ -621,14 +620,14 @@ def test_report_from_an_unknown_worker_is_dropped() -> None:
 
 
 def test_master_to_worker_kinds_from_a_worker_are_dropped() -> None:
-    """A worker sending a kind only the master sends (Welcome, Control) is counted as dropped."""
+    """A worker sending a kind only the master or a controller sends (Welcome, QuitMaster) is
+    counted as dropped."""
     state = new_state()
     welcome = protocol.Welcome(
         worker_id="w1", heartbeat_interval=1.0, master_timeout=1.0, report_interval=1.0
     )
     assert state.on_worker(ident("w1"), welcome, T0) == []
-    control = protocol.Control(command="quit", args={}, request_id=0)
-    assert state.on_worker(ident("w1"), control, T0) == []
+    assert state.on_worker(ident("w1"), protocol.QuitMaster(), T0) == []
     assert state.dropped == 2
     assert not state.exit_requested
 
@@ -642,9 +641,9 @@ def test_worker_silent_exactly_heartbeat_timeout_is_not_lost() -> None:
     join(state, "w1", T0)
     beat(state, "w1", T0 + 1, run="ready")
     tick(state, T0 + 6.0)
-    assert worker_row(state, "w1")["state"] == "ready"
+    assert worker_row(state, "w1").state == "ready"
     tick(state, T0 + 6.0 + 1e-6)
-    assert worker_row(state, "w1")["state"] == "lost"
+    assert worker_row(state, "w1").state == "lost"
 
 
 def test_any_message_from_a_worker_keeps_it_alive() -> None:
@@ -653,7 +652,7 @@ def test_any_message_from_a_worker_keeps_it_alive() -> None:
     join(state, "w1", T0)
     report(state, "w1", stats_of(1), T0, T0 + 4)
     tick(state, T0 + 9.0)
-    assert worker_row(state, "w1")["state"] == "ready"
+    assert worker_row(state, "w1").state == "ready"
 
 
 def test_lost_worker_users_move_to_the_survivors() -> None:
@@ -677,25 +676,25 @@ def test_lost_interval_appears_in_the_next_update() -> None:
     report(state, "w2", stats_of(3), T0 + 1, T0 + 1.5)
     for now in (T0 + 2, T0 + 4, T0 + 6):
         beat(state, "w1", now, users={"Reader": 5})
-        command(state, "ping", now)
+        command(state, HAIL, now)
     tick(state, T0 + 6)
     out = tick(state, T0 + 7)
     (_, update), *_ = updates(out)
-    assert update.payload["lost"] == [
-        {"worker": "w2", "since": T0 + 1.5, "until": T0 + 7, "users": 5}
+    assert update.lost == [
+        protocol.LostInterval(worker="w2", since=T0 + 1.5, until=T0 + 7, users=5)
     ]
     (_, update), *_ = updates(tick(state, T0 + 8))
-    assert update.payload["lost"] == []
+    assert update.lost == []
 
 
 def test_lost_interval_of_a_worker_that_never_reported_starts_when_it_joined() -> None:
     """Without any report from it, a lost worker's unreported interval begins at its hello."""
     state = new_state(standalone=True)
     join(state, "w1", T0 + 0.5)
-    command(state, "ping", T0 + 6)
+    command(state, HAIL, T0 + 6)
     (_, update), *_ = updates(tick(state, T0 + 6))
-    assert update.payload["lost"] == [
-        {"worker": "w1", "since": T0 + 0.5, "until": T0 + 6, "users": 0}
+    assert update.lost == [
+        protocol.LostInterval(worker="w1", since=T0 + 0.5, until=T0 + 6, users=0)
     ]
 
 
@@ -710,8 +709,8 @@ def test_lost_worker_that_comes_back_rejoins_the_dispatch() -> None:
     assert set(out) == {ident("w1"), ident("w2")}
     assert sum(s.targets["Reader"] for s in out.values()) == 10
     assert sum(s.spawn_rate for s in out.values()) == pytest.approx(5.0)
-    assert worker_row(state, "w2")["state"] == "running"
-    assert worker_row(state, "w2")["users"] == 5
+    assert worker_row(state, "w2").state == "running"
+    assert worker_row(state, "w2").users == 5
 
 
 def test_lost_worker_that_reports_comes_back_and_its_reports_are_merged() -> None:
@@ -729,10 +728,10 @@ def test_lost_worker_that_reports_comes_back_and_its_reports_are_merged() -> Non
     for now in (T0 + 2, T0 + 4, T0 + 6):
         send("w1", 10, now - 1)
     tick(state, T0 + 6.5)
-    assert worker_row(state, "w2")["state"] == "lost"
+    assert worker_row(state, "w2").state == "lost"
     # SIGCONT: the stalled worker flushes the intervals it could not send.
     out = send("w2", 9, T0 + 1)
-    assert worker_row(state, "w2")["state"] != "lost"
+    assert worker_row(state, "w2").state != "lost"
     assert ident("w2") in spawns(out)
     send("w2", 4, T0 + 2)
     assert state.dropped == 0
@@ -753,10 +752,10 @@ def test_failed_worker_reason_is_reported_in_the_next_update() -> None:
     state = new_state(standalone=True)
     join(state, "w1", T0)
     from_worker(state, "w1", protocol.Failed(worker_id="w1", reason="SyntaxError"), T0)
-    command(state, "ping", T0 + 1)
+    command(state, HAIL, T0 + 1)
     (_, update), *_ = updates(tick(state, T0 + 1))
-    assert update.payload["failures"] == [{"worker": "w1", "reason": "SyntaxError"}]
-    assert worker_row(state, "w1")["error"] == "SyntaxError"
+    assert update.failures == [protocol.WorkerFailure(worker="w1", reason="SyntaxError")]
+    assert worker_row(state, "w1").error == "SyntaxError"
 
 
 # --- saturation ------------------------------------------------------------------------
@@ -775,8 +774,8 @@ def test_saturated_worker_gets_no_new_users_while_another_has_headroom() -> None
     """After three beats over 90 % CPU, a larger target goes entirely to the other worker."""
     state = running_swarm({"a": 1, "b": 1}, users=10)
     hot(state, "a", T0 + 2, {"Reader": 5})
-    reply, out = command(state, "set", T0 + 3, users=20)
-    assert reply.ok
+    reply, out = command(state, set_targets(users=20), T0 + 3)
+    accepted(reply)
     assert {i: s.targets for i, s in spawns(out).items()} == {
         ident("a"): {"Reader": 5},
         ident("b"): {"Reader": 15},
@@ -790,7 +789,7 @@ def test_two_hot_beats_do_not_make_a_worker_saturated() -> None:
     hot(state, "a", T0 + 2, {"Reader": 5}, beats=2)
     beat(state, "a", T0 + 2.5, users={"Reader": 5}, cpu=50.0)
     hot(state, "a", T0 + 2.6, {"Reader": 5}, beats=2)
-    _, out = command(state, "set", T0 + 3, users=20)
+    _, out = command(state, set_targets(users=20), T0 + 3)
     assert [s.targets for s in spawns(out).values()] == [{"Reader": 10}] * 2
 
 
@@ -799,7 +798,7 @@ def test_cpu_at_exactly_the_threshold_is_not_saturation() -> None:
     state = running_swarm({"a": 1, "b": 1}, users=10)
     for i in range(5):
         beat(state, "a", T0 + 2 + i * 0.1, users={"Reader": 5}, cpu=90.0)
-    _, out = command(state, "set", T0 + 3, users=20)
+    _, out = command(state, set_targets(users=20), T0 + 3)
     assert [s.targets for s in spawns(out).values()] == [{"Reader": 10}] * 2
 
 
@@ -822,7 +821,7 @@ def test_saturation_is_ignored_when_every_worker_is_saturated() -> None:
     state = running_swarm({"a": 1, "b": 1}, users=10)
     hot(state, "a", T0 + 2, {"Reader": 5})
     hot(state, "b", T0 + 2, {"Reader": 5})
-    _, out = command(state, "set", T0 + 3, users=20)
+    _, out = command(state, set_targets(users=20), T0 + 3)
     assert [s.targets for s in spawns(out).values()] == [{"Reader": 10}] * 2
 
 
@@ -830,7 +829,7 @@ def test_a_saturated_worker_that_cools_down_gets_its_share_again() -> None:
     """One beat at or under the threshold ends saturation and re-dispatches by cores."""
     state = running_swarm({"a": 1, "b": 1}, users=10)
     hot(state, "a", T0 + 2, {"Reader": 5})
-    command(state, "set", T0 + 3, users=20)
+    command(state, set_targets(users=20), T0 + 3)
     out = spawns(beat(state, "a", T0 + 4, users={"Reader": 5}, cpu=40.0))
     assert {i: s.targets for i, s in out.items()} == {
         ident("a"): {"Reader": 10},
@@ -842,10 +841,10 @@ def test_saturation_threshold_and_beats_come_from_the_config() -> None:
     """saturated_cpu and saturated_beats in MasterConfig decide when a worker is saturated."""
     state = running_swarm({"a": 1, "b": 1}, users=10, saturated_cpu=50.0, saturated_beats=5)
     hot(state, "a", T0 + 2, {"Reader": 5}, beats=4)
-    _, out = command(state, "set", T0 + 3, users=20)
+    _, out = command(state, set_targets(users=20), T0 + 3)
     assert [s.targets for s in spawns(out).values()] == [{"Reader": 10}] * 2
     beat(state, "a", T0 + 4, users={"Reader": 10}, cpu=60.0)  # the fifth hot beat
-    _, out = command(state, "set", T0 + 5, users=30)
+    _, out = command(state, set_targets(users=30), T0 + 5)
     assert {i: s.targets for i, s in spawns(out).items()} == {
         ident("a"): {"Reader": 10},
         ident("b"): {"Reader": 20},
@@ -859,13 +858,13 @@ def test_report_is_merged_into_total_and_the_next_update() -> None:
     """A report's delta reaches the total and the next update; the update after is empty."""
     state = running_swarm({"w1": 1}, users=2)
     delta = stats_of(12)
-    command(state, "ping", T0 + 1.5)
+    command(state, HAIL, T0 + 1.5)
     report(state, "w1", delta, T0 + 1, T0 + 1.5)
     assert state.total == delta
     (_, update), *_ = updates(tick(state, T0 + 2))
-    assert RequestStats.from_wire(update.payload["stats"]) == delta
+    assert RequestStats.from_wire(update.stats) == delta
     (_, update), *_ = updates(tick(state, T0 + 3))
-    assert RequestStats.from_wire(update.payload["stats"]).is_empty()
+    assert RequestStats.from_wire(update.stats).is_empty()
     assert state.total == delta
 
 
@@ -873,7 +872,7 @@ def test_report_sets_the_worker_rps() -> None:
     """A worker's rps is its last report's requests over the report's span."""
     state = running_swarm({"w1": 1}, users=2)
     report(state, "w1", stats_of(10), T0 + 1, T0 + 3)
-    assert worker_row(state, "w1")["rps"] == 5.0
+    assert worker_row(state, "w1").rps == 5.0
 
 
 def test_update_deltas_add_up_to_the_total_exactly() -> None:
@@ -883,7 +882,7 @@ def test_update_deltas_add_up_to_the_total_exactly() -> None:
     deltas = RequestStats()
     for second in range(1, 12):
         now = T0 + second
-        command(state, "ping", now)
+        command(state, HAIL, now)
         for n, worker_id in enumerate(("w1", "w2", "w3")):
             if (second + n) % 3:
                 stats = stats_of(second + n, name=f"/page/{second % 4}", latency_ns=n * 10**6)
@@ -891,9 +890,9 @@ def test_update_deltas_add_up_to_the_total_exactly() -> None:
                 reports.append(stats)
                 report(state, worker_id, stats, now - 1 + n * 0.1, now - 0.5 + n * 0.1)
         for _, update in updates(tick(state, now + 0.25)):
-            deltas.merge(RequestStats.from_wire(update.payload["stats"]))
+            deltas.merge(RequestStats.from_wire(update.stats))
     (_, last), *_ = updates(state.update(T0 + 20))
-    deltas.merge(RequestStats.from_wire(last.payload["stats"]))
+    deltas.merge(RequestStats.from_wire(last.stats))
     assert deltas == state.total == merged(reports)
     assert state.total.errors
     assert state.total.exceptions
@@ -949,8 +948,8 @@ def test_updates_go_once_per_interval_to_recent_controllers_with_increasing_seq(
     state = new_state(
         update_interval=1.0, update_delay=0.0, controller_timeout=15.0, standalone=True
     )
-    command(state, "ping", T0, peer=b"old")
-    command(state, "ping", T0, peer=b"new")
+    command(state, HAIL, T0, peer=b"old")
+    command(state, HAIL, T0, peer=b"new")
     assert updates(tick(state, T0 + 0.5)) == []
     first = updates(tick(state, T0 + 1.0))
     assert [peer for peer, _ in first] == [b"old", b"new"]
@@ -958,9 +957,9 @@ def test_updates_go_once_per_interval_to_recent_controllers_with_increasing_seq(
     assert updates(tick(state, T0 + 1.9)) == []
     second = updates(tick(state, T0 + 2.0))
     assert second[0][1].seq > first[0][1].seq
-    assert second[0][1].payload["start"] == first[0][1].payload["end"] == T0 + 1.0
-    assert second[0][1].time == second[0][1].payload["end"] == T0 + 2.0
-    command(state, "ping", T0 + 15.5, peer=b"new")
+    assert second[0][1].start == first[0][1].end == T0 + 1.0
+    assert second[0][1].time == second[0][1].end == T0 + 2.0
+    command(state, HAIL, T0 + 15.5, peer=b"new")
     late = updates(tick(state, T0 + 15.5))
     assert [peer for peer, _ in late] == [b"new"]
     assert late[0][1].seq > second[0][1].seq
@@ -970,7 +969,7 @@ def test_updates_wait_update_delay_after_the_second() -> None:
     """With update_delay, the periodic update leaves that long after each whole second, when
     the workers' reports for the second (sent on the second) are in."""
     state = new_state(update_interval=1.0, update_delay=0.3, standalone=True)
-    command(state, "ping", T0 + 0.1)
+    command(state, HAIL, T0 + 0.1)
     assert updates(tick(state, T0 + 0.29)) == []
     assert len(updates(tick(state, T0 + 0.3))) == 1
     assert updates(tick(state, T0 + 1.2)) == []
@@ -981,14 +980,14 @@ def test_update_payload_describes_the_swarm() -> None:
     """An update says the state, users, targets, per-worker rows and the drop count."""
     state = running_swarm({"w1": 1, "w2": 1}, users=6, spawn_rate=2.0)
     beat(state, "ghost", T0 + 1)
-    command(state, "ping", T0 + 2)
+    command(state, HAIL, T0 + 2)
     (_, update), *_ = updates(tick(state, T0 + 2))
-    payload = update.payload
-    assert (payload["state"], payload["users"], payload["target_users"]) == ("running", 6, 6)
-    assert payload["spawn_rate"] == 2.0
-    assert [w["id"] for w in payload["workers"]] == ["w1", "w2"]
-    assert payload["dropped"] == 1
-    assert payload["lost"] == payload["failures"] == []
+    assert (update.state, update.users, update.target_users) == ("running", 6, 6)
+    assert update.spawn_rate == 2.0
+    assert (update.rate, update.max_users) == (None, None)
+    assert [w.id for w in update.workers] == ["w1", "w2"]
+    assert update.dropped == 1
+    assert update.lost == update.failures == []
 
 
 # --- stop, quit, controller timeout ----------------------------------------------------
@@ -997,8 +996,8 @@ def test_update_payload_describes_the_swarm() -> None:
 def test_stop_tells_every_live_worker_and_waits_for_all_to_stop() -> None:
     """stop sends Stop to each live worker; the swarm is stopped once every one said Stopped."""
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
-    reply, out = command(state, "stop", T0 + 2)
-    assert reply.ok and reply.result == {"state": "stopping"}
+    reply, out = command(state, STOP, T0 + 2)
+    assert accepted(reply).state == "stopping"
     assert sent(out, protocol.Stop) == [
         (ident("w1"), protocol.Stop(timeout=None)),
         (ident("w2"), protocol.Stop(timeout=None)),
@@ -1014,7 +1013,7 @@ def test_stop_tells_every_live_worker_and_waits_for_all_to_stop() -> None:
 def test_reports_flushed_before_stopped_are_in_the_total() -> None:
     """A graceful stop loses nothing: the last deltas before Stopped are merged."""
     state = running_swarm({"w1": 1}, users=4)
-    command(state, "stop", T0 + 2)
+    command(state, STOP, T0 + 2)
     report(state, "w1", stats_of(6), T0 + 1, T0 + 2.1)
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 2.1)
     assert state.state == "stopped"
@@ -1024,7 +1023,7 @@ def test_reports_flushed_before_stopped_are_in_the_total() -> None:
 def test_a_lost_worker_does_not_block_the_stop() -> None:
     """A worker lost while stopping is not waited for; the others' Stopped suffice."""
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
-    command(state, "stop", T0 + 2)
+    command(state, STOP, T0 + 2)
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 3)
     assert state.state == "stopping"
     tick(state, T0 + 6.5)
@@ -1036,7 +1035,7 @@ def test_a_worker_lost_before_the_stop_gets_no_stop() -> None:
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
     beat(state, "w1", T0 + 5, users={"Reader": 2})
     tick(state, T0 + 6.5)
-    _, out = command(state, "stop", T0 + 7)
+    _, out = command(state, STOP, T0 + 7)
     assert [identity for identity, _ in sent(out, protocol.Stop)] == [ident("w1")]
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 7.5)
     assert state.state == "stopped"
@@ -1046,16 +1045,16 @@ def test_stop_when_nothing_runs_changes_nothing() -> None:
     """stop before any start replies with the current state and sends nothing."""
     state = new_state()
     join(state, "w1", T0)
-    reply, out = command(state, "stop", T0)
-    assert reply.ok and reply.result == {"state": "ready"}
+    reply, out = command(state, STOP, T0)
+    assert accepted(reply).state == "ready"
     assert out == [] and state.state == "ready"
 
 
 def test_quit_tells_every_worker_to_quit_and_asks_the_master_to_exit() -> None:
     """quit sends Quit to every worker and sets exit_requested."""
     state = running_swarm({"w1": 1, "w2": 1}, users=4)
-    reply, out = command(state, "quit", T0 + 2)
-    assert reply.ok
+    reply, out = command(state, protocol.QuitMaster(), T0 + 2)
+    accepted(reply)
     assert sent(out, protocol.Quit) == [
         (ident("w1"), protocol.Quit()),
         (ident("w2"), protocol.Quit()),
@@ -1082,7 +1081,7 @@ def test_any_controller_message_resets_the_controller_clock() -> None:
     """A command from the controller postpones the timeout by a whole controller_timeout."""
     state = new_state(controller_timeout=15.0, heartbeat_timeout=100.0)
     join(state, "w1", T0)
-    command(state, "ping", T0 + 10, peer=b"notebook")
+    command(state, HAIL, T0 + 10, peer=b"notebook")
     assert sent(tick(state, T0 + 20), protocol.Quit) == []
     state.on_control(b"notebook", protocol.Ping(now=0.0), T0 + 24)
     assert sent(tick(state, T0 + 39), protocol.Quit) == []
@@ -1119,7 +1118,7 @@ def test_swarm_goes_ready_spawning_running_stopping_stopped() -> None:
     assert state.state == "spawning"
     beat(state, "w2", T0 + 2.5, users={"Reader": 5}, run="running")
     assert state.state == "running"
-    command(state, "stop", T0 + 3)
+    command(state, STOP, T0 + 3)
     assert state.state == "stopping"
     beat(state, "w1", T0 + 3.5, users={"Reader": 5}, run="running")
     assert state.state == "stopping"
@@ -1131,7 +1130,7 @@ def test_swarm_goes_ready_spawning_running_stopping_stopped() -> None:
 def test_a_stopped_swarm_can_start_again() -> None:
     """start after a stop spawns the same users afresh."""
     state = running_swarm({"w1": 1}, users=3)
-    command(state, "stop", T0 + 2)
+    command(state, STOP, T0 + 2)
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 3)
     out = start(state, T0 + 4, users=3)
     assert {i: s.targets for i, s in spawns(out).items()} == {ident("w1"): {"Reader": 3}}
@@ -1154,13 +1153,13 @@ def test_set_on_a_stopped_swarm_records_without_starting() -> None:
     state = new_state(standalone=True)
     join(state, "w1", T0)
     load(state, T0)
-    command(state, "start", T0, users=4, spawn_rate=2.0)
-    command(state, "stop", T0 + 1)
+    command(state, start_swarm(users=4, spawn_rate=2.0), T0)
+    command(state, STOP, T0 + 1)
     beat(state, "w1", T0 + 1.5, users={}, run="stopped")
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 1.6)
     assert state.state == "stopped"
-    reply, out = command(state, "set", T0 + 2, users=10)
-    assert reply.ok and reply.result["state"] == "stopped"
+    reply, out = command(state, set_targets(users=10), T0 + 2)
+    assert accepted(reply).state == "stopped"
     assert spawns(out) == {}
     assert state.state == "stopped" and state.target_users == 10
 
@@ -1171,8 +1170,8 @@ def test_a_worker_sent_new_targets_is_not_settled_until_it_reports() -> None:
     state = new_state(standalone=True)
     join(state, "w1", T0)
     load(state, T0)
-    command(state, "start", T0, users=2, spawn_rate=2.0)
-    command(state, "stop", T0 + 0.1)
+    command(state, start_swarm(users=2, spawn_rate=2.0), T0)
+    command(state, STOP, T0 + 0.1)
     assert state.state == "stopping"
 
 
@@ -1183,29 +1182,40 @@ def test_arrival_rate_is_split_over_workers_by_cores() -> None:
     join(state, "one", T0, cores=1)
     join(state, "two", T0, cores=2)
     load(state, T0)
-    reply, out = command(state, "start", T0, rate=300.0, max_users=30, arrivals="poisson")
-    assert reply.ok
+    reply, out = command(state, start_swarm(rate=300.0, max_users=30, arrivals="poisson"), T0)
+    assert accepted(reply).rate == 300.0
     paces = {identity: m for _, identity, m in out if isinstance(m, protocol.Pace)}
     assert {k: (p.rate, p.max_users, p.max_backlog, p.poisson) for k, p in paces.items()} == {
         ident("one"): (100.0, 10, 200, True),
         ident("two"): (200.0, 20, 400, True),
     }
-    reply, out = command(state, "set", T0 + 1, rate=30.0)
+    reply, out = command(state, set_targets(rate=30.0), T0 + 1)
     paces = {identity: m for _, identity, m in out if isinstance(m, protocol.Pace)}
     assert [p.rate for p in paces.values()] == [10.0, 20.0]
     assert len({p.generation for p in paces.values()}) == 1
 
 
-def test_bad_arrival_settings_are_refused_naming_the_value() -> None:
-    """A negative rate, a pool under 1 or an unknown arrival kind is refused with its value."""
+def test_bad_arrival_settings_cannot_cross_the_wire() -> None:
+    """A negative rate, a pool under 1 or an unknown arrival kind is refused by encode with
+    its value, before any frame leaves."""
+    for targets, needle in (
+        ({"rate": -1.0, "max_users": 5}, "rate: expected .*, got float -1.0"),
+        ({"rate": 10.0, "max_users": 0}, "max_users: expected int >= 1 or nil, got int 0"),
+        ({"rate": 10.0, "max_users": 5, "arrivals": "bursty"}, "arrivals: .*got str 'bursty'"),
+    ):
+        with pytest.raises(protocol.ProtocolError, match=f"start_swarm.targets.{needle}"):
+            protocol.encode(start_swarm(**targets))
+
+
+def test_the_open_model_without_a_pool_or_with_an_absurd_rate_is_refused() -> None:
+    """The master refuses an arrival rate with no max_users yet, or beyond 1e7 a second."""
     state = new_state(standalone=True)
     join(state, "w1", T0)
     load(state, T0)
-    for args, needle in (
-        ({"rate": -1.0, "max_users": 5}, "rate must be >= 0 task runs per second, got -1.0"),
-        ({"rate": 10.0, "max_users": 0}, "max_users must be an integer >= 1, got 0"),
-        ({"rate": 10.0, "max_users": 5, "arrivals": "bursty"}, "'bursty'"),
+    for targets, needle in (
+        ({"rate": 10.0}, "needs max_users="),
+        ({"rate": 2e7, "max_users": 5}, "rate 2e+07 is beyond any swarm"),
     ):
-        reply, out = command(state, "start", T0, **args)
-        assert not reply.ok and needle in (reply.error or "")
-        assert out == []
+        reply, out = command(state, start_swarm(**targets), T0)
+        assert needle in refusal(reply)
+        assert out == [] and state.state == "ready" and state.arrivals is None
