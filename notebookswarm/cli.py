@@ -26,9 +26,7 @@ def demo(args: argparse.Namespace) -> int:
     """Find the demo contest site's bottleneck: step load, knee, report, saved run."""
     from notebookswarm._demo.target import start_target
     from notebookswarm.notebook.analysis import capacity
-    from notebookswarm.notebook.attribution import attribute
     from notebookswarm.notebook.swarm import Swarm
-    from notebookswarm.notebook.watch import Watcher
 
     users_file = str(resources.files("notebookswarm.examples").joinpath("contest.py"))
     out = Path(args.output)
@@ -39,20 +37,16 @@ def demo(args: argparse.Namespace) -> int:
             f"demo contest site on {target.url}: a database pool of {args.pool_size} "
             f"connections, {args.query_ms:g} ms per query -> at most ~{expected:.0f} req/s"
         )
-        with (
-            Swarm(users_file, host=target.url, workers=args.workers) as swarm,
-            Watcher() as watcher,
-        ):
+        with Swarm(users_file, host=target.url, workers=args.workers) as swarm:
             print(
                 f"{len(swarm.workers)} workers joined; stepping from {args.start} to "
                 f"{args.until} users, {args.step} more every {args.every:g} s"
             )
-            watcher.watch(target.metrics_url, name="demo")  # the site's own side, each second
+            swarm.watch(target.metrics_url, name="demo")  # the site's own side, each second
             swarm.on_frame(lambda frame: _progress(frame, target))
             swarm.step_load(start=args.start, step=args.step, every=args.every, until=args.until)
             swarm.wait("done")
             run = swarm.result()
-        server = watcher.frame()
     cap = capacity(run, think_time=1.0)
     columns = [
         "users",
@@ -70,8 +64,8 @@ def demo(args: argparse.Namespace) -> int:
         f"\nknee: about {int(knee['users'])} users at {cap.throughput:.0f} req/s "
         f"(the pool allows ~{expected:.0f}); past it, latency climbs while throughput stays"
     )
-    why = attribute(server, run.meta["steps"], cap.table, knee, run.history)
-    print(f"why: {why.sentence}")
+    if cap.server is not None:
+        print(f"why: {cap.server.sentence}")
     report = run.to_html(out / "report.html", title="notebookswarm demo: the contest site")
     saved = run.save(out / "run")
     print(

@@ -17,6 +17,8 @@ from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.stats.requests import RequestStats
 
+from updates import as_update
+
 T0 = 1_700_000_000.0
 
 
@@ -93,7 +95,6 @@ def test_compare_reports_deltas_and_changes() -> None:
 
 USERS = """
 from notebookswarm import FastHttpUser, task, constant
-from updates import as_update
 
 class Reader(FastHttpUser):
     wait_time = constant(0)

@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from notebookswarm import demo
+from notebookswarm._demo.target import _first_line
 from notebookswarm._local import LocalResult, run_local
 from notebookswarm.cluster.launch import reap
 from notebookswarm.errors import ConfigError, NotebookSwarmError
@@ -255,7 +256,7 @@ def test_target_exits_when_its_parent_is_killed() -> None:
     )
     pid = None
     try:
-        pid = int(demo._first_line(parent, timeout=30))
+        pid = int(_first_line(parent, timeout=30))
         assert not process_gone(pid)
         parent.kill()
         parent.wait(timeout=5)
@@ -305,7 +306,7 @@ def test_terminal_command_serves_until_interrupted() -> None:
         stdin=subprocess.DEVNULL,
     )
     try:
-        line = demo._first_line(process, timeout=30).decode()
+        line = _first_line(process, timeout=30).decode()
         assert line.startswith("demo contest site at http://127.0.0.1:")
         url = line.split()[4]
         status, settings, _ = call(url, "GET", "/admin/config")

@@ -8,6 +8,7 @@ raise — a broken shape never leaves a swarm running unattended.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -104,10 +105,8 @@ class ShapeFollower:
             pass  # closed under us: nothing left to steer
         except Exception as exc:  # the user's shape raised: stop the swarm, keep the reason
             self.error = exc
-            try:
+            with contextlib.suppress(NotebookSwarmError):
                 self._stop_swarm()
-            except NotebookSwarmError:
-                pass
         finally:
             self.done.set()
             self._changed()

@@ -49,8 +49,32 @@ def _figures(run: Any) -> list[Any]:
     if run.meta.get("steps"):
         from notebookswarm.notebook.analysis import capacity
 
-        figures.append(capacity(run).figure())
+        cap = capacity(run)
+        figures.append(cap.figure())
+        if cap.server is not None:
+            figures.append(cap.server.figure())
     return figures
+
+
+def _server_part(run: Any) -> str:
+    """The watched server's side: why it saturated (after a step load), and scrape errors."""
+    server = getattr(run, "server", None)
+    if not isinstance(server, pd.DataFrame) or server.empty:
+        return ""
+    parts = ["<h2>The server's side</h2>"]
+    if run.meta.get("steps"):
+        from notebookswarm.notebook.analysis import capacity
+
+        found = capacity(run).server
+        if found is not None:
+            parts.append(f"<p><b>Why:</b> {html.escape(found.sentence)}</p>")
+            parts.append(
+                _table(found.table.drop(columns="evidence"), "Evidence, likely limit first")
+            )
+    watched = server.groupby(["source", "metric"]).size().rename("samples").reset_index()
+    parts.append(_table(watched, "Metrics watched"))
+    parts.append(_table(run.server_errors, "Scrapes that failed"))
+    return "".join(parts)
 
 
 def _table(frame: pd.DataFrame, title: str) -> str:
@@ -97,6 +121,7 @@ def render_html(run: Any, title: str = "notebookswarm run") -> str:
         _table(run.errors, "Failures"),
         _table(exceptions, "Exceptions in user code"),
         _table(run.workers, "Workers"),
+        _server_part(run),
     ]
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1200px}"

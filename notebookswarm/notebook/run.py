@@ -21,19 +21,36 @@ from notebookswarm.stats.histogram import Histogram
 
 FORMAT = 1
 _TABLES = ("stats", "history", "errors", "exceptions", "workers")
+#: The watched server's tables: saved when present, empty (typed) when nothing was watched.
+_SERVER_TABLES = ("server", "server_errors")
+
+
+def _empty_server_table(name: str) -> pd.DataFrame:
+    from notebookswarm.notebook.watch import Watcher
+
+    empty = Watcher()  # starts no thread until it watches something
+    return empty.frame() if name == "server" else empty.errors()
 
 
 class Run(RunView):
     """A run's data and metadata; read it like a live swarm, save it, load it."""
 
-    def __init__(self, data: RunData, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        data: RunData,
+        meta: dict[str, Any],
+        tables: dict[str, pd.DataFrame] | None = None,
+    ) -> None:
         self._data = data
         self.meta = meta
-        self._frozen: dict[str, pd.DataFrame] = {}
+        #: Tables fixed at creation (loaded ones, the watched server's) over the live data.
+        self._frozen: dict[str, pd.DataFrame] = dict(tables or {})
 
     def _table(self, name: str) -> pd.DataFrame:
         if name in self._frozen:
             return self._frozen[name].copy()
+        if name in _SERVER_TABLES:
+            return _empty_server_table(name)
         frame: pd.DataFrame = getattr(self._data, name)()
         return frame
 
@@ -60,7 +77,7 @@ class Run(RunView):
         """Write the run to folder ``path`` (Parquet + ``meta.json``); return the folder."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        for name in _TABLES:
+        for name in (*_TABLES, *_SERVER_TABLES):
             self._table(name).to_parquet(folder / f"{name}.parquet", index=False)
         _histograms_frame(self._data.slots).to_parquet(folder / "histograms.parquet", index=False)
         meta = {
@@ -94,7 +111,8 @@ class Run(RunView):
         data.lost, data.failures = meta["lost"], meta["failures"]
         data.first, data.last = meta.get("span", [None, None])
         run = cls(data, meta["meta"])
-        run._frozen = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
+        names = [*_TABLES, *(n for n in _SERVER_TABLES if (folder / f"{n}.parquet").is_file())]
+        run._frozen = {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
         return run
 
     def to_html(self, path: str | Path, title: str = "notebookswarm run") -> Path:

@@ -43,6 +43,7 @@ from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.notebook.view import RunView
+from notebookswarm.notebook.watch import Watcher, grid_start
 from notebookswarm.users.core import check_host
 
 FrameCallback = Callable[[protocol.Update], None]
@@ -89,6 +90,7 @@ class Swarm(RunView):
         self.warnings: list[str] = []  # what the master said once for people to read
         self._events: ControllerEvents | None = None  # a locustfile's master-side listeners
         self._file_shape: Any = None
+        self._watcher: Watcher | None = None  # the server's side, sampled on the run's grid
         self._follower = ShapeFollower(
             set_users=_weakly(self, lambda swarm, n: swarm._steer(users=n)),
             set_rate=_weakly(self, lambda swarm, rate: swarm._steer(rate=rate)),
@@ -437,6 +439,30 @@ class Swarm(RunView):
         self._follower.follow(plan, kind, stop_at_end)
         return plan
 
+    def watch(
+        self,
+        source: Any,
+        every: float = 1.0,
+        name: str | None = None,
+        timeout: float = 2.0,
+        children: bool = False,
+    ) -> str:
+        """Sample the target's own metrics beside the load; return the source's name.
+
+        ``source``: a Prometheus exposition URL (``http://host:9100/metrics``), a local pid
+        (CPU, memory, threads, files, connections; ``children=True`` adds its
+        descendants), or a callable returning ``{metric: value}``. Samples land on the
+        seconds of ``history``; read them as ``swarm.server`` (and ``server_errors``: a
+        source that is down, slow or answers garbage costs an error row, never an
+        exception here). See docs/server-metrics.md.
+        """
+        with self._lock:
+            if self._watcher is None:
+                start = grid_start(time.time()) + self.config.master.update_delay
+                self._watcher = Watcher(start=start)
+            watcher = self._watcher
+        return watcher.watch(source, name=name, every=every, timeout=timeout, children=children)
+
     def reset_stats(self) -> None:
         """Forget the statistics so far (here and in the master); the swarm keeps running."""
         self._command(protocol.ResetStats())
@@ -491,7 +517,13 @@ class Swarm(RunView):
             "stop_timeout": self.config.stop_timeout,
             "steps": [list(s) for s in self.steps],
         }
-        return Run(data, meta)
+        return Run(data, meta, self._server_tables())
+
+    def _server_tables(self) -> dict[str, pd.DataFrame]:
+        watcher = self._watcher
+        if watcher is None:
+            return {}
+        return {"server": watcher.frame(), "server_errors": watcher.errors()}
 
     def close(self) -> None:
         """Stop the swarm and end its processes (a no-op the second time)."""
@@ -500,6 +532,8 @@ class Swarm(RunView):
         self._closed = True
         self._follower.halt()
         self._finalizer()
+        if self._watcher is not None:
+            self._watcher.stop()
         if self._events is not None:
             self._events.fire_quitting()
         with self._lock:
@@ -548,6 +582,11 @@ class Swarm(RunView):
             return self._data.users
 
     def _table(self, name: str) -> pd.DataFrame:
+        if name in ("server", "server_errors"):
+            tables = self._server_tables()
+            if not tables:
+                return Run(self._data, {})._table(name)  # typed and empty
+            return tables[name]
         with self._lock:
             frame: pd.DataFrame = getattr(self._data, name)()
             return frame

@@ -14,7 +14,8 @@ import pandas as pd
 
 
 class RunView:
-    """The DataFrames of a run: ``stats``, ``history``, ``errors``, ``exceptions``, ``workers``."""
+    """The DataFrames of a run: ``stats``, ``history``, ``errors``, ``exceptions``, ``workers``,
+    and the watched server's ``server`` and ``server_errors``."""
 
     def _table(self, name: str) -> pd.DataFrame:
         raise NotImplementedError
@@ -53,6 +54,16 @@ class RunView:
     def workers(self) -> pd.DataFrame:
         """One row per worker: id, host, state, users, CPU %, loop lag, rps, last seen."""
         return self._table("workers")
+
+    @property
+    def server(self) -> pd.DataFrame:
+        """The watched server metrics: time, source, metric, labels, kind, value (tidy)."""
+        return self._table("server")
+
+    @property
+    def server_errors(self) -> pd.DataFrame:
+        """Scrapes of watched sources that failed: when, which source, what kind, why."""
+        return self._table("server_errors")
 
     def percentiles(
         self,
