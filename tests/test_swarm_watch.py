@@ -27,12 +27,14 @@ def test_watched_metrics_share_history_seconds_and_are_saved(tmp_path: Path) -> 
     the same seconds as history, a counter rate that adds up to the target's own count, and
     the rows survive save/load and appear in the report."""
     config = SwarmConfig(master=MasterConfig(heartbeat_interval=0.5))
-    with nbs.demo.start_target(pool_size=4, query_ms=5) as target:
-        with Swarm(Reader, host=target.url, workers=1, config=config) as swarm:
-            assert swarm.watch(target.metrics_url, name="demo") == "demo"
-            swarm.step_load(start=2, step=4, every=2, until=10)
-            swarm.wait("done", timeout=60)
-            run = swarm.result()
+    with (
+        nbs.demo.start_target(pool_size=4, query_ms=5) as target,
+        Swarm(Reader, host=target.url, workers=1, config=config) as swarm,
+    ):
+        assert swarm.watch(target.metrics_url, name="demo") == "demo"
+        swarm.step_load(start=2, step=4, every=2, until=10)
+        swarm.wait("done", timeout=60)
+        run = swarm.result()
     server, history = run.server, run.history
     assert set(server["source"]) == {"demo"}
     assert not server.empty and run.server_errors.empty
