@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import queue
@@ -23,8 +24,11 @@ import pytest
 from notebookswarm import demo
 from notebookswarm.cli import MASTER_FLAGS, WORKER_FLAGS, main
 from notebookswarm.errors import ConfigError
+from notebookswarm.notebook.console import LiveTable
+from notebookswarm.notebook.frames import stats_frame
 from notebookswarm.notebook.locustfiles import load_classes, locustfiles
 from notebookswarm.notebook.run_options import parse
+from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import CountingServer, process_gone, wait_until
 
 LOCUSTFILE = """
@@ -305,7 +309,7 @@ def running(tmp_path: Path, locustfile: Path, target: CountingServer) -> Iterato
         tmp_path,
     )  # fmt: skip
     try:
-        proc.wait_for(r"running .* requests +[1-9]")
+        proc.wait_for(r"running: .* [1-9]\d* reqs")
         yield proc
     finally:
         if proc.process.poll() is None:
@@ -381,6 +385,27 @@ def help_flags(module: str) -> set[str]:
 def test_subcommands_know_every_flag_of_their_process(module: str, flags: tuple) -> None:
     """`notebookswarm master|worker` declare exactly the flags of `python -m` their process."""
     assert {name for flag in flags for name in flag.names} == help_flags(module)
+
+
+def test_live_table_redraws_in_place_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the table is redrawn in place within 80 columns; into a log it is one
+    plain line per interval, without carriage returns or escapes."""
+    monkeypatch.setenv("COLUMNS", "80")
+    recorded = RequestStats()
+    for i in range(30):
+        recorded.record_request("GET", f"/a/very/long/path/{i % 3}/" + "x" * 60, 10**7, 10, None)
+    stats = stats_frame(recorded, 3.0)
+    for tty in (False, True):
+        out = io.StringIO()
+        live = LiveTable(out, tty=tty)
+        for _ in range(2):
+            live.show("  1.0 s running: 2 users, 30 reqs, 10.0 req/s", stats, {})
+        text = out.getvalue()
+        if tty:
+            assert text.count("\x1b[") == 2 and "\x1b[8F\x1b[J" in text  # up 8 lines, clear
+            assert max(len(line) for line in text.split("\n")) <= 80 + len("\x1b[8F\x1b[J")
+        else:
+            assert text == "  1.0 s running: 2 users, 30 reqs, 10.0 req/s\n" * 2
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

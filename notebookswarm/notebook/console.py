@@ -9,6 +9,7 @@ reads top to bottom. The rendering is pure (a stats DataFrame in, lines out); on
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -17,9 +18,12 @@ import pandas as pd
 from notebookswarm.notebook.frames import AGGREGATED
 
 MAX_ROWS = 12  # endpoints shown live; the summary shows them all
-_NAME_WIDTH = 40
-_HEAD = f"{'Type':<7} {'Name':<{_NAME_WIDTH}} {'# reqs':>8} {'# fails':>14} |"
-_HEAD += f" {'Avg':>7} {'Min':>7} {'Max':>7} {'Med':>7} {'p95':>7} | {'req/s':>8}"
+NAME_WIDTH = 40  # of the summary; the live table fits the terminal's width
+#: Latency columns: all of them in the summary, the compact set live.
+Columns = tuple[tuple[str, str], ...]
+FULL: Columns = (("Avg", "mean_ms"), ("Min", "min_ms"), ("Max", "max_ms"), ("Med", "p50_ms"))
+FULL += (("p95", "p95_ms"),)
+COMPACT: Columns = (("Med", "p50_ms"), ("p95", "p95_ms"), ("Max", "max_ms"))
 _UP_AND_CLEAR = "\x1b[{n}F\x1b[J"
 
 
@@ -30,52 +34,61 @@ def _ms(value: Any) -> str:
     return f"{number:.0f}" if number >= 10 else f"{number:.1f}"
 
 
-def _name(method: str, name: str) -> tuple[str, str]:
-    if len(name) > _NAME_WIDTH:
-        name = name[: _NAME_WIDTH - 1] + "…"
-    return method, name
+def name_width_for(columns: int, latencies: Sequence[tuple[str, str]] = COMPACT) -> int:
+    """Return the Name column's width that makes a table fit ``columns`` characters."""
+    fixed = 6 + 1 + 1 + 8 + 1 + 13 + 2 + 7 * len(latencies) + 3 + 8
+    return max(10, min(NAME_WIDTH, columns - fixed - 1))
 
 
 def table_lines(
-    stats: pd.DataFrame, rps: dict[tuple[str, str], float] | None = None, limit: int | None = None
+    stats: pd.DataFrame,
+    rps: dict[tuple[str, str], float] | None = None,
+    limit: int | None = None,
+    name_width: int = NAME_WIDTH,
+    latencies: Sequence[tuple[str, str]] = FULL,
 ) -> list[str]:
     """Return the table: a header, one line per endpoint (at most ``limit``), Aggregated.
 
     ``rps`` gives the current rate per ``(method, name)``; without it, the run's average.
     """
-    rule = "-" * len(_HEAD)
+    head = f"{'Type':<6} {'Name':<{name_width}} {'# reqs':>8} {'# fails':>13} |"
+    head += "".join(f" {label:>6}" for label, _ in latencies) + f" | {'req/s':>8}"
+    rule = "-" * len(head)
     endpoints = stats[stats["name"] != AGGREGATED].to_dict("records")
     total = stats[stats["name"] == AGGREGATED].to_dict("records")
     hidden = max(0, len(endpoints) - limit) if limit is not None else 0
-    lines = [_HEAD, rule]
-    lines += [_row(r, rps) for r in endpoints[: len(endpoints) - hidden]]
+    lines = [head, rule]
+    lines += [_row(r, rps, name_width, latencies) for r in endpoints[: len(endpoints) - hidden]]
     if hidden:
         lines.append(f"… {hidden} more endpoints (all of them in the summary)")
     lines.append(rule)
-    lines += [_row(r, rps) for r in total]
+    lines += [_row(r, rps, name_width, latencies) for r in total]
     return lines
 
 
-def _row(row: dict[Any, Any], rps: dict[tuple[str, str], float] | None) -> str:
-    method, name = _name(str(row["method"]), str(row["name"]))
+def _row(
+    row: dict[Any, Any],
+    rps: dict[tuple[str, str], float] | None,
+    width: int,
+    latencies: Sequence[tuple[str, str]],
+) -> str:
+    method, name = str(row["method"]), str(row["name"])
+    shown = name if len(name) <= width else name[: width - 1] + "…"
     n, failed = int(row["requests"]), int(row["failures"])
     share = f"{failed}({failed / n:.1%})" if n else "0(0.0%)"
-    rate = (rps or {}).get((str(row["method"]), str(row["name"])), float(row["rps"]))
-    return (
-        f"{method:<7} {name:<{_NAME_WIDTH}} {n:>8} {share:>14} |"
-        f" {_ms(row['mean_ms']):>7} {_ms(row['min_ms']):>7} {_ms(row['max_ms']):>7}"
-        f" {_ms(row['p50_ms']):>7} {_ms(row['p95_ms']):>7} | {rate:>8.1f}"
-    )
+    rate = (rps or {}).get((method, name), float(row["rps"]))
+    cells = "".join(f" {_ms(row[column]):>6}" for _, column in latencies)
+    return f"{method:<6} {shown:<{width}} {n:>8} {share:>13} |{cells} | {rate:>8.1f}"
 
 
 def status_line(elapsed: float, state: str, users: int, total: dict[str, Any], rps: float) -> str:
     """Return one line that says where the run is: time, state, users, rate, failures, p95."""
     n, failed = int(total.get("requests", 0)), int(total.get("failures", 0))
     share = failed / n if n else 0.0
-    p50, p95 = (_ms(total.get(k, math.nan)) for k in ("p50_ms", "p95_ms"))
+    p95 = _ms(total.get("p95_ms", math.nan))
     return (
-        f"{elapsed:7.1f} s  {state:<8}  users {users:>6}  requests {n:>9}"
-        f"  {rps:>8.1f} req/s  failures {failed} ({share:.1%})  p50 {p50} ms  p95 {p95} ms"
+        f"{elapsed:6.1f} s {state}: {users} users, {n} reqs, {rps:.1f} req/s,"
+        f" {failed} fails ({share:.1%}), p95 {p95} ms"
     )
 
 
@@ -93,13 +106,16 @@ class LiveTable:
         self.tty = stream.isatty() if tty is None else tty
         self._drawn = 0
 
-    def show(self, status: str, table: Sequence[str]) -> None:
+    def show(self, status: str, stats: pd.DataFrame, rps: dict[tuple[str, str], float]) -> None:
         """Draw one interval: on a terminal the status and table, else the status line."""
         if not self.tty:
             self.stream.write(status + "\n")
             self.stream.flush()
             return
-        text = "\n".join([status, *table]) + "\n"
+        columns = shutil.get_terminal_size().columns
+        table = table_lines(stats, rps, MAX_ROWS, name_width_for(columns), COMPACT)
+        # A line wider than the terminal would wrap and the redraw would miss its start.
+        text = "\n".join(line[: columns - 1] for line in [status, *table]) + "\n"
         prefix = _UP_AND_CLEAR.format(n=self._drawn) if self._drawn else ""
         self.stream.write(prefix + text)
         self.stream.flush()

@@ -228,7 +228,7 @@ def _drive(swarm: Swarm, plan: HeadlessPlan, interrupts: Interrupts, human: Text
                 console.aggregated(stats),
                 rps.get(("", AGGREGATED), 0.0),
             )
-            live.show(status, console.table_lines(stats, rps, console.MAX_ROWS))
+            live.show(status, stats, rps)
         if not reason and _should_abort(plan, stats, time.monotonic() - began):
             reason = "threshold breached"
     live.release()
