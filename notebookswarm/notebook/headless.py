@@ -12,7 +12,7 @@ code   meaning
 1      requests failed or user code raised (Locust's ``--exit-code-on-error``, default 1)
 2      bad usage or configuration: nothing was started
 3      a threshold was breached (it wins over 1)
-4      the swarm could not run (a process would not start or died)
+4      the swarm could not run (the master or a worker would not start)
 130    interrupted twice: stopped at once, outputs not written
 =====  ==============================================================================
 

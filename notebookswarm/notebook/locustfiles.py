@@ -21,6 +21,11 @@ def locustfiles(spec: str) -> list[Path]:
     for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
+        if item == "-" or item.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"-f {item!r}: locustfiles are read from disk here (the master ships them to "
+                "workers): download it first, then pass its path"
+            )
         path = Path(item).expanduser()
         if path.is_dir():
             files = sorted(f for f in path.rglob("*.py") if _is_locustfile(f))
