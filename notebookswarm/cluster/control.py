@@ -52,6 +52,7 @@ class ControlClient:
         self.refused: str | None = None
         self._key_refused = False
         self.dropped = 0
+        self._order = UpdateOrder()
         self._thread = threading.Thread(
             target=self._serve, name="notebookswarm-control", daemon=True
         )
@@ -82,8 +83,7 @@ class ControlClient:
         except TimeoutError:
             raise MasterUnreachable(
                 f"the master at {self.endpoint} did not answer {command.KIND!r} "
-                f"within {timeout:g} s"
-                + (f": {self.refused}" if self.refused else "")
+                f"within {timeout:g} s" + (f": {self.refused}" if self.refused else "")
             ) from None
         finally:
             with self._lock:
@@ -130,6 +130,7 @@ class ControlClient:
                 if sock.poll(20):
                     while sock.poll(0):
                         self._receive(sock.recv())
+                self._deliver(self._order.give_up(time.monotonic()))
                 if monitor is not None and monitor.poll(0):
                     self._refuse(explain_handshake(recv_monitor_message(monitor), "controller"))
         finally:
@@ -137,6 +138,16 @@ class ControlClient:
                 sock.disable_monitor()
                 monitor.close()
             sock.close(linger=0 if unsent else 500)
+
+    def _deliver(self, updates: list[protocol.Update]) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for update in updates:
+            for callback in callbacks:
+                try:
+                    callback(update)
+                except Exception:  # a broken callback must not stop the stream
+                    traceback.print_exc()
 
     def _refuse(self, reason: str) -> None:
         """The master refused our key: fail every waiting request now, with the reason."""
@@ -164,13 +175,10 @@ class ControlClient:
             if future is not None and not future.done():
                 future.set_result(message)
         elif isinstance(message, protocol.Update):
-            with self._lock:
-                callbacks = list(self._callbacks)
-            for callback in callbacks:
-                try:
-                    callback(message)
-                except Exception:  # a broken callback must not stop the stream
-                    traceback.print_exc()
+            ready, missing = self._order.take(message, time.monotonic())
+            if missing is not None:  # our link dropped: ask the master for what we missed
+                self._outbox.put(protocol.Replay(after=missing))
+            self._deliver(ready)
         elif isinstance(message, protocol.Refused):
             self.refused = message.reason
 
@@ -182,3 +190,48 @@ def _send_now(sock: zmq.Socket[bytes], message: protocol.ControlCommand) -> bool
     except zmq.Again:
         return False
     return True
+
+
+class UpdateOrder:
+    """Deliver updates once each and in order, asking once per gap for the missed ones.
+
+    Pure: fed updates and ``now``, it says which to deliver and after which ``seq`` to ask
+    for a replay. A gap the master cannot fill within ``patience`` s is given up: what is
+    held goes out, and the gap stays (the run's history shows it).
+    """
+
+    def __init__(self, patience: float = 3.0) -> None:
+        self.patience = patience
+        self.expected: int | None = None  # the next seq to deliver
+        self.held: dict[int, protocol.Update] = {}
+        self.asked_at: float | None = None
+
+    def take(self, update: protocol.Update, now: float) -> tuple[list[protocol.Update], int | None]:
+        """Return the updates to deliver now, and the seq to replay after (None: no gap)."""
+        if self.expected is None or (update.seq == 0 and self.expected > 1):
+            self.expected = update.seq  # the first update, or a master that started over
+        if update.seq < self.expected or update.seq in self.held:
+            return [], None  # had it already: never twice
+        self.held[update.seq] = update
+        ready = self._flush()
+        if self.held and self.asked_at is None:
+            self.asked_at = now
+            return ready, self.expected - 1
+        return ready, None
+
+    def give_up(self, now: float) -> list[protocol.Update]:
+        """Past ``patience`` without the missed updates, deliver what is held."""
+        if self.asked_at is None or now - self.asked_at < self.patience or not self.held:
+            return []
+        self.expected = min(self.held)
+        return self._flush()
+
+    def _flush(self) -> list[protocol.Update]:
+        assert self.expected is not None
+        ready = []
+        while self.expected in self.held:
+            ready.append(self.held.pop(self.expected))
+            self.expected += 1
+        if not self.held:
+            self.asked_at = None
+        return ready

@@ -69,6 +69,8 @@ class MasterConfig:
     saturated_beats: int = 3
     #: Distinct request names across the swarm past which the controller is warned.
     warn_names: int = 2000
+    #: Updates kept for a controller that comes back after its link dropped (15 min).
+    replay_updates: int = 900
 
     def to_json(self) -> str:
         """Serialise every field, for the trip to a master process (``--config``)."""
@@ -209,6 +211,9 @@ class MasterState:
         self.last_controller = now
         self.update_seq = 0
         self.exit_requested = False
+        #: The last updates sent, for a controller whose link dropped (``Replay``).
+        self.sent: deque[protocol.Update] = deque(maxlen=config.replay_updates)
+        self.abandoned = False  # standalone: the controllers left, and the swarm was stopped
 
     # --- workers ---------------------------------------------------------------------
 
@@ -475,6 +480,9 @@ class MasterState:
             self.dropped += 1
             return []
         command: protocol.ControlCommand = message
+        if isinstance(command, protocol.Replay):  # the missed updates follow the reply
+            missed = [u for u in self.sent if u.seq > command.after]
+            return [self._reply(identity, command), *(("control", identity, u) for u in missed)]
         try:
             out = self._run(command, now)
         except ConfigError as exc:
@@ -484,7 +492,7 @@ class MasterState:
     def _run(self, command: protocol.ControlCommand, now: float) -> list[Out]:
         """Carry out one command; raise ConfigError to refuse it with a reason."""
         match command:
-            case protocol.Hail() | protocol.GetStatus():
+            case protocol.Hail() | protocol.GetStatus() | protocol.Replay():
                 return []
             case protocol.LoadCode():
                 return self._load(command)
@@ -624,9 +632,16 @@ class MasterState:
                 out += self._redispatch()
                 self._settle()
         quiet = now - self.last_controller
-        if not self.config.standalone and quiet > self.config.controller_timeout:
-            self.exit_requested = True
-            out += self.quit_all()
+        if quiet > self.config.controller_timeout:
+            if not self.config.standalone:
+                self.exit_requested = True
+                out += self.quit_all()
+            elif self.state in ("spawning", "running") and not self.abandoned:
+                # A service keeps serving, but no swarm runs unattended past its patience.
+                self.abandoned = True
+                out += self._stop(None)
+        else:
+            self.abandoned = False
         if now >= self.next_update or self.exit_requested:
             out += self.update(now)
         return out
@@ -672,6 +687,7 @@ class MasterState:
         self.last_update = now
         self.next_update = self._next_update_after(now)
         self.update_seq += 1
+        self.sent.append(message)
         live = [
             ident
             for ident, seen in self.controllers.items()

@@ -82,6 +82,7 @@ __all__ = [
     "Refused",
     "Report",
     "ReportId",
+    "Replay",
     "ResetStats",
     "SetTargets",
     "Spawn",
@@ -440,6 +441,15 @@ class QuitMaster:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """A controller that missed updates (its link dropped) asks for those after ``after``."""
+
+    KIND: ClassVar[str] = "replay"
+    after: NonNegativeInt
+    request_id: NonNegativeInt = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GetStatus:
     """A controller asks for the swarm's state with its cumulative statistics."""
 
@@ -558,7 +568,15 @@ class Update:
 
 
 ControlCommand: TypeAlias = (
-    Hail | LoadCode | StartSwarm | SetTargets | StopSwarm | ResetStats | QuitMaster | GetStatus
+    Hail
+    | LoadCode
+    | StartSwarm
+    | SetTargets
+    | StopSwarm
+    | ResetStats
+    | QuitMaster
+    | GetStatus
+    | Replay
 )
 CONTROL_COMMANDS: tuple[type[ControlCommand], ...] = get_args(ControlCommand)
 
@@ -587,6 +605,7 @@ Message: TypeAlias = (
     | ResetStats
     | QuitMaster
     | GetStatus
+    | Replay
     | ControlReply
     | Update
 )

@@ -64,7 +64,16 @@ class SwarmConfig:
 
 
 class Swarm(RunView):
-    """A swarm of users you start and steer from a notebook; its data as DataFrames."""
+    """A swarm of users you start and steer from a notebook; its data as DataFrames.
+
+    ``Swarm(User, ..., host=URL)`` starts a master and ``workers`` workers here (``"auto"``:
+    one per CPU this process may use, cgroup quota and affinity included). A path instead of
+    classes loads a locustfile (``user_classes=["Name"]`` picks some of its classes).
+    ``master="tcp://HOST:PORT"`` (with ``keys=DIR`` beyond 127.0.0.1) loads the classes onto
+    a running standalone master instead: every worker that joined it, or joins later, gets
+    them; an int ``workers`` then waits for that many. ``Swarm.connect(endpoint)`` attaches
+    without loading, to watch or steer.
+    """
 
     def __init__(
         self,
@@ -73,7 +82,8 @@ class Swarm(RunView):
         workers: int | str = "auto",
         config: SwarmConfig | None = None,
         user_classes: Sequence[str] | None = None,
-        _attach: tuple[str, dict[int, Any]] | None = None,
+        master: str | None = None,
+        keys: str | Path | None = None,
     ) -> None:
         self.config = config or SwarmConfig()
         self.host = check_host(host) if host is not None else None
@@ -97,25 +107,18 @@ class Swarm(RunView):
             stop=_weakly(self, lambda swarm: swarm.stop()),
             changed=_weakly(self, lambda swarm: swarm._notify()),
         )
-        if _attach is not None:
-            endpoint, curve = _attach
-            self._client = ControlClient(endpoint, curve=curve)
-            self._client.on_update(_weakly(self, Swarm._on_update))
-            try:
-                self._client.request(protocol.Hail())
-            except BaseException:
-                self._client.close()
-                raise
-            self._finalizer = weakref.finalize(self, shutdown, self._client, None)
-            return
-        count = worker_count(workers)
-        code = self._load_code(users, user_classes)  # bad code fails here, before any process
-        if code.loaded is not None:
+        code = self._load_code(users, user_classes) if users or master is None else None
+        if code is not None and code.loaded is not None:
             self._events = ControllerEvents(
                 code.loaded,
                 quit=_weakly(self, lambda swarm: swarm.stop()),
                 worker_count=_weakly(self, lambda swarm: len(swarm._worker_rows())),
             )
+        if master is not None:
+            self._attach(master, keys, code, workers)
+            return
+        assert code is not None
+        count = worker_count(workers)
         self._processes = LocalProcesses(self.config.master)
         self._client = ControlClient(self._processes.master.control_endpoint)
         # Runs on close(), on garbage collection and at interpreter exit (kernel shutdown).
@@ -135,6 +138,34 @@ class Swarm(RunView):
 
     # --- construction ------------------------------------------------------------------
 
+    def _attach(
+        self, endpoint: str, keys: str | Path | None, code: UserCode | None, workers: int | str
+    ) -> None:
+        """Control a running master: load ``code`` onto it (unless None) and its workers."""
+        curve: dict[int, Any] = {}
+        if keys is not None:
+            from notebookswarm.cluster.keys import worker_curve_options
+
+            curve = dict(worker_curve_options(keys))
+        self._client = ControlClient(endpoint, curve=curve)
+        # The master is not ours: closing this swarm leaves it (and its workers) running.
+        self._finalizer = weakref.finalize(self, shutdown, self._client, None)
+        try:
+            self._client.on_update(_weakly(self, Swarm._on_update))
+            status = self._client.request(protocol.Hail(), timeout=self.config.join_timeout)
+            with self._lock:
+                self._data.state = status.state
+            if code is None:
+                return
+            self._client.request(code.command)  # refused while a swarm runs there
+            if isinstance(workers, int) and not isinstance(workers, bool):
+                _await_rows(workers, self._worker_rows, self.config.join_timeout)
+        except BaseException:
+            self.close()
+            raise
+        if self._events is not None:
+            self._events.fire_init()
+
     def _load_code(self, users: Sequence[Any], names: Sequence[str] | None) -> UserCode:
         options: dict[str, Any] = {
             "stop_timeout": self.config.stop_timeout,
@@ -151,13 +182,9 @@ class Swarm(RunView):
 
     @classmethod
     def connect(cls, endpoint: str, keys: str | Path | None = None) -> Swarm:
-        """Attach to a running master's control endpoint (workers join it on their own)."""
-        curve: dict[int, Any] = {}
-        if keys is not None:
-            from notebookswarm.cluster.keys import worker_curve_options
-
-            curve = dict(worker_curve_options(keys))
-        return cls(_attach=(endpoint, curve))
+        """Attach to a running master's control endpoint to watch or steer what it runs,
+        without loading code (``Swarm(User, master=endpoint, keys=...)`` loads yours)."""
+        return cls(master=endpoint, keys=keys)
 
     # --- frames ------------------------------------------------------------------------
 
@@ -708,3 +735,15 @@ def _check_arrivals(kind: str) -> Literal["constant", "poisson"]:
     if kind == "poisson":
         return "poisson"
     raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
+
+
+def _await_rows(count: int, rows: Callable[[], list[protocol.WorkerRow]], timeout: float) -> None:
+    """Wait until ``count`` workers of a remote master are live."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for r in rows() if r.state != "lost" and r.error is None) < count:
+        if time.monotonic() > deadline:
+            raise NotebookSwarmError(
+                f"fewer than {count} workers joined the master within {timeout:g} s: "
+                "start workers with `notebookswarm worker --master tcp://HOST:PORT`"
+            )
+        time.sleep(0.05)
