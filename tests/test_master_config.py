@@ -35,6 +35,7 @@ ODD = MasterConfig(
     saturated_cpu=80.0,
     saturated_beats=4,
     warn_names=500,
+    replay_updates=60,
 )
 
 

@@ -240,6 +240,7 @@ def test_hello_is_answered_with_a_welcome_carrying_the_configured_timings() -> N
         last_seen=T0,
         error=None,
         overloaded=False,
+        cpus=4.0,  # no millicpus in the hello: its cores, whole
     )
 
 
@@ -496,13 +497,14 @@ def test_set_changes_the_targets_of_a_running_swarm() -> None:
 
 
 def test_every_command_the_master_knows_is_a_message_kind() -> None:
-    """The control commands are exactly these eight kinds; an unknown one ('launch') never
+    """The control commands are exactly these nine kinds; an unknown one ('launch') never
     decodes, and the error names it."""
     assert sorted(cls.KIND for cls in protocol.CONTROL_COMMANDS) == [
         "get_status",
         "hail",
         "load_code",
         "quit_master",
+        "replay",
         "reset_stats",
         "set_targets",
         "start_swarm",
@@ -1219,3 +1221,42 @@ def test_the_open_model_without_a_pool_or_with_an_absurd_rate_is_refused() -> No
         reply, out = command(state, start_swarm(**targets), T0)
         assert needle in refusal(reply)
         assert out == [] and state.state == "ready" and state.arrivals is None
+
+
+# --- a controller whose link dropped; a service its controllers left -------------------
+
+
+def test_replay_resends_the_updates_after_a_seq_and_nothing_else() -> None:
+    """Replay(after=n) is answered, then followed by every kept update with seq > n, in order."""
+    state = new_state()
+    command(state, HAIL, T0)
+    sent_updates = [u for t in range(1, 6) for _, u in updates(tick(state, T0 + t + 0.5))]
+    assert [u.seq for u in sent_updates] == [0, 1, 2, 3, 4]
+    reply, rest = command(state, protocol.Replay(after=2), T0 + 6)
+    assert reply.refusal is None
+    assert [m for _, _, m in rest] == sent_updates[3:]
+
+
+def test_replay_keeps_only_the_configured_number_of_updates() -> None:
+    """The master keeps replay_updates updates: older ones are gone for good."""
+    state = new_state(replay_updates=2)
+    command(state, HAIL, T0)
+    for t in range(1, 6):
+        tick(state, T0 + t + 0.5)
+    _, rest = command(state, protocol.Replay(after=0), T0 + 6)
+    assert [m.seq for _, _, m in rest] == [3, 4]
+
+
+def test_a_standalone_master_stops_the_swarm_once_its_controllers_left() -> None:
+    """Standalone, past controller_timeout without a controller, the swarm is stopped (once)
+    and the master keeps serving; a controller coming back can start it again."""
+    state = new_state(standalone=True, controller_timeout=5.0, heartbeat_timeout=60.0)
+    join(state, "w1", T0)
+    load(state, T0)
+    start(state, T0, users=2)
+    out = tick(state, T0 + 4.0)
+    assert not sent(out, protocol.Stop)
+    out = tick(state, T0 + 6.0)
+    assert [ident_ for ident_, _ in sent(out, protocol.Stop)] == [ident("w1")]
+    assert state.state == "stopping" and not state.exit_requested
+    assert not sent(tick(state, T0 + 7.0), protocol.Stop)  # once

@@ -34,6 +34,7 @@ from notebookswarm.cluster.protocol import (
     ProtocolError,
     Quit,
     QuitMaster,
+    Replay,
     Refused,
     Report,
     ReportId,
@@ -152,6 +153,7 @@ SAMPLES: list[Message] = [
     ResetStats(request_id=6),
     QuitMaster(request_id=7),
     GetStatus(request_id=8),
+    Replay(after=41, request_id=9),
     ControlReply(request_id=1, refusal="no user code loaded", status=STATUS),
     ControlReply(request_id=8, refusal=None, status=dataclasses.replace(STATUS, stats={"e": []})),
     Update(

@@ -111,6 +111,7 @@ class WorkerInfo:
     host: str
     pid: int
     cores: int
+    millicpus: int  # the CPU it may use, in thousandths: its weight in dispatch
     joined: float
     last_seen: float
     state: str = "ready"
@@ -135,6 +136,7 @@ class WorkerInfo:
             host=self.host,
             pid=self.pid,
             cores=self.cores,
+            cpus=self.millicpus / 1000,
             state=self.state,
             users=sum(self.users.values()),
             cpu_percent=self.cpu_percent,
@@ -245,6 +247,7 @@ class MasterState:
             host=msg.host,
             pid=msg.pid,
             cores=msg.cores,
+            millicpus=msg.millicpus or 1000 * msg.cores,
             joined=now,
             last_seen=now,
             recent_cpu=deque(maxlen=self.config.saturated_beats),
@@ -394,7 +397,9 @@ class MasterState:
         alive = self._alive()
         if self.state not in ("spawning", "running") or not alive:
             return []
-        capacities = [WorkerCapacity(w.worker_id, w.cores, w.saturated(self.config)) for w in alive]
+        capacities = [
+            WorkerCapacity(w.worker_id, w.millicpus, w.saturated(self.config)) for w in alive
+        ]
         if self.arrivals is not None:
             return self._pace(alive, capacities, self.arrivals)
         # A saturated worker keeps at most what it runs now, not its last target.
@@ -420,13 +425,13 @@ class MasterState:
         self, alive: list[WorkerInfo], capacities: list[WorkerCapacity], arrivals: Arrivals
     ) -> list[Out]:
         """Split the arrival rate, the pool and the backlog over the workers by cores."""
-        cores = sum(w.cores for w in alive)
+        cores = sum(w.millicpus for w in alive)
         pools = share_by_cores(arrivals.max_users, capacities)
         backlogs = share_by_cores(arrivals.backlog(), capacities)
         return self._to_each(
             alive,
             lambda w, generation: protocol.Pace(
-                rate=arrivals.rate * w.cores / cores,
+                rate=arrivals.rate * w.millicpus / cores,
                 max_users=pools[w.worker_id],
                 poisson=arrivals.poisson,
                 max_backlog=backlogs[w.worker_id],

@@ -174,6 +174,9 @@ class Hello:
     pid: NonNegativeInt
     cores: PositiveInt
     version: str  # the notebookswarm package version, for humans; the frame carries "v"
+    #: The CPU this worker may use, in thousandths (cgroup quota, affinity): its weight in
+    #: dispatch. None: ``cores`` whole CPUs.
+    millicpus: PositiveInt | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -473,6 +476,7 @@ class WorkerRow:
     last_seen: float
     error: str | None
     overloaded: bool
+    cpus: NonNegativeFloat = 0.0  # the CPU it may use (its weight in dispatch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm._version import __version__
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.capacity import usable_cpus
 from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake, worker_curve_options
 from notebookswarm.engine.boundary import escapes, install_interrupt_handler
 from notebookswarm.engine.locust_events import WorkerEvents, load_worker_code
@@ -47,7 +48,8 @@ from notebookswarm.users.compat.loading import load_locustfile
 from notebookswarm.users.core import User
 
 Send = Callable[[protocol.Message], None]
-_CORES = os.cpu_count() or 1
+#: The CPU this process may use (cgroup quota, affinity): 100% per CPU is its ceiling.
+_CORES = usable_cpus()
 
 # gevent records every greenlet's spawner and spawning stack for its debugging tools; with
 # a greenlet per user that was a third of the CPU of starting one (10 of 31 µs), for
@@ -361,6 +363,7 @@ class WorkerNode:
             pid=os.getpid(),
             cores=os.cpu_count() or 1,
             version=__version__,
+            millicpus=max(1, round(1000 * usable_cpus())),
         )
         try:
             welcome = self._join(hello)
@@ -564,6 +567,7 @@ def run_standalone(args: argparse.Namespace) -> int:
             pid=os.getpid(),
             cores=os.cpu_count() or 1,
             version=__version__,
+            millicpus=max(1, round(1000 * usable_cpus())),
         )
     )
     reporter = Reporter(worker_id, recorder, send)
