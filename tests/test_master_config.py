@@ -36,6 +36,7 @@ ODD = MasterConfig(
     saturated_beats=4,
     warn_names=500,
     replay_updates=60,
+    max_names=3000,
 )
 
 

@@ -33,6 +33,7 @@ from notebookswarm.cluster.dispatch import (
     split_users,
 )
 from notebookswarm.errors import ConfigError
+from notebookswarm.stats.names import DEFAULT_MAX_NAMES, DEFAULT_WARN_NAMES, NameLimit
 from notebookswarm.stats.requests import RequestStats
 
 #: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
@@ -68,7 +69,9 @@ class MasterConfig:
     saturated_cpu: float = 90.0
     saturated_beats: int = 3
     #: Distinct request names across the swarm past which the controller is warned.
-    warn_names: int = 2000
+    warn_names: int = DEFAULT_WARN_NAMES
+    #: Distinct request names the swarm keeps; later new ones fold into "<other names>".
+    max_names: int = DEFAULT_MAX_NAMES
     #: Updates kept for a controller that comes back after its link dropped (15 min).
     replay_updates: int = 900
 
@@ -196,8 +199,11 @@ class MasterState:
         self.arrivals: Arrivals | None = None  # set: the open model (arrival rate)
         self.assignment: dict[str, dict[str, int]] = {}
         self.generation = 0
+        #: Request names the swarm keeps (the workers' own limits are per worker): later
+        #: new ones are folded into one "<other names>" row per method.
+        self.names = NameLimit(config.max_names)
         self._folded = RequestStats()  # everything up to the last update
-        self.pending = RequestStats()
+        self.pending = RequestStats(names=self.names)
         self.pending_lost: list[protocol.LostInterval] = []
         self.pending_failures: list[protocol.WorkerFailure] = []
         self.pending_reports: list[protocol.ReportId] = []
@@ -318,15 +324,14 @@ class MasterState:
         worker.last_report_end = msg.end
         if msg.custom is not None:  # report_to_master data: forwarded once, with this delta
             self.pending_custom.append(protocol.CustomReport(worker=msg.worker_id, data=msg.custom))
-        if msg.names is not None:
-            self._watch_names(msg.worker_id, msg.names)
+        if msg.names is not None or len(self.names.seen) >= self.config.warn_names:
+            self._watch_names(msg.names)
         return out
 
-    def _watch_names(self, worker_id: str, names: protocol.NameReport) -> None:
+    def _watch_names(self, names: protocol.NameReport | None) -> None:
         """Warn once when request names run into the thousands, and once when some fold."""
-        if names.pattern:
-            self.name_pattern = names.pattern
-        distinct = len(self._folded.endpoints.keys() | self.pending.endpoints.keys())
+        self.name_pattern = (names.pattern if names else None) or self.names.top_pattern()
+        distinct = len(self.names.seen)
         hint = (
             f"; most share the pattern {self.name_pattern!r}: group them with "
             f"name={self.name_pattern!r} in the request"
@@ -339,10 +344,10 @@ class MasterState:
                 f"{distinct} distinct request names so far{hint} (each name costs memory "
                 "in every process and a row in every table)"
             )
-        if "folded" not in self.warned and names.folded:
+        if "folded" not in self.warned and ((names and names.folded) or self.names.folded_total):
             self.warned.add("folded")
             self.pending_warnings.append(
-                f"worker {worker_id} keeps no more request names: new ones are counted under "
+                f"past {self.config.max_names} request names, new ones are counted under "
                 f"'<other names>' per method, so memory stays bounded{hint}"
             )
 
@@ -509,7 +514,8 @@ class MasterState:
                 return self._stop(command.timeout)
             case protocol.ResetStats():
                 self._folded = RequestStats()
-                self.pending = RequestStats()
+                self.names = NameLimit(self.config.max_names)
+                self.pending = RequestStats(names=self.names)
                 return []
             case protocol.QuitMaster():
                 self.exit_requested = True
@@ -682,7 +688,7 @@ class MasterState:
             warnings=self.pending_warnings,
         )
         self._folded.merge(self.pending)
-        self.pending = RequestStats()
+        self.pending = RequestStats(names=self.names)
         self.pending_lost = []
         self.pending_failures = []
         self.pending_reports = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notebookswarm.stats.histogram import Histogram
-from notebookswarm.stats.names import DEFAULT_MAX_NAMES, NameLimit
+from notebookswarm.stats.names import DEFAULT_MAX_NAMES, OVERFLOW_NAME, NameLimit
 
 Key = tuple[str, str]
 """An endpoint: ``(method, name)``."""
@@ -204,13 +204,19 @@ class RequestStats:
         self.exceptions[site] = ExceptionRecord(record.count, record.error, record.traceback)
 
     def merge(self, other: RequestStats) -> None:
-        """Add another span into this one."""
+        """Add another span into this one (folding names past ``names``' limit, if set)."""
         for key, stats in other.endpoints.items():
             mine = self.endpoints.get(key)
             if mine is None:
-                mine = self.endpoints[key] = EndpointStats()
+                if self.names is not None:
+                    key = (key[0], self.names.admit(*key))
+                    mine = self.endpoints.get(key)
+                if mine is None:
+                    mine = self.endpoints[key] = EndpointStats()
             mine.merge(stats)
         for ekey, n in other.errors.items():
+            if self.names is not None and ekey[:2] not in self.names.seen:
+                ekey = (ekey[0], OVERFLOW_NAME, ekey[2])
             self._add_error(ekey, n)
         for site, record in other.exceptions.items():
             self._add_exception(site, record)
