@@ -160,8 +160,9 @@ def test_a_locust_locustfile_with_a_shape_runs_until_the_shape_ends(
 
 
 def test_a_breached_threshold_exits_3_and_says_which(tmp_path: Path, no_strays: None) -> None:
-    """`--threshold p95_ms<1` against the demo site (20 ms queries) exits 3, prints the
-    breached threshold with what was observed, and fails its JUnit test case."""
+    """`--threshold p95_ms<1` against the demo site (20 ms queries) stops the run once the
+    grace is over (--abort-on-threshold), exits 3, prints the breached threshold with what
+    was observed, and fails its JUnit test case."""
     path = tmp_path / "contest.py"
     path.write_text(
         "from notebookswarm import HttpUser, constant, task\n\n"
@@ -173,12 +174,13 @@ def test_a_breached_threshold_exits_3_and_says_which(tmp_path: Path, no_strays: 
     )
     with demo.start_target(query_ms=20, jitter=0) as site:
         done = run(
-            ["-f", str(path), "-H", site.url, "-u", "2", "-t", "3s", "--workers", "2",
-             "--threshold", "p95_ms<1", "--threshold", "requests>0",
-             "--junit", str(tmp_path / "j.xml")],
+            ["-f", str(path), "-H", site.url, "-u", "2", "-t", "60s", "--workers", "2",
+             "--threshold", "p95_ms<1", "--threshold", "requests>0", "--abort-on-threshold",
+             "--abort-grace", "2s", "--interval", "0.5s", "--junit", str(tmp_path / "j.xml")],
             tmp_path,
         )  # fmt: skip
     assert done.returncode == 3, done.stdout + done.stderr
+    assert "stopping: threshold breached" in done.stdout
     assert re.search(r"breached: p95_ms<1  \(observed \d+", done.stdout)
     assert "1 of 2 held" in done.stdout
     suite = next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "j.xml"))))
@@ -349,6 +351,7 @@ def test_a_second_sigint_quits_at_once_leaving_no_process(
 def test_master_and_worker_subcommands_read_the_environment(no_strays: None) -> None:
     """`notebookswarm master` and `worker` take their flags from NOTEBOOKSWARM_* variables
     (flags still win), and the worker joins the master."""
+    from notebookswarm.cluster.launch import reap
     from notebookswarm.notebook.swarm import Swarm
 
     master_env = clean_env(NOTEBOOKSWARM_BIND="0.0.0.0", NOTEBOOKSWARM_STANDALONE="true")
@@ -365,10 +368,7 @@ def test_master_and_worker_subcommands_read_the_environment(no_strays: None) -> 
             wait_until(lambda: len(swarm.workers) == 1, 30, message="the worker joined")
     finally:
         for proc in reversed(processes):
-            proc.terminate()
-            proc.wait(10)
-        if master.stdout is not None:
-            master.stdout.close()
+            reap(proc, timeout=10)  # terminate; kill if it will not go
 
 
 def help_flags(module: str) -> set[str]:
