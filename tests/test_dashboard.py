@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -15,13 +16,24 @@ import notebookswarm as nbs
 from notebookswarm.cluster import protocol
 from notebookswarm.notebook.dashboard import TRACES, Dashboard
 from notebookswarm.notebook.dashboard_model import (
+    MAX_NOTICES,
     WARNING,
     DashboardModel,
     Steering,
     endpoint_rows,
     html_table,
 )
+from notebookswarm.notebook.dashboard_panels import (
+    NO_TRACEBACK,
+    ServerSeries,
+    exceptions_html,
+    failures_html,
+    series_label,
+    traceback_choices,
+    traceback_html,
+)
 from notebookswarm.notebook.rundata import RunData
+from notebookswarm.notebook.watch import ServerRow
 from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import CountingServer
 
@@ -197,6 +209,96 @@ def test_steering_sends_changes_only_while_running() -> None:
     assert not s.users_moved(50)
 
 
+def failing_frame(end: float, errors: int, crashes: int) -> dict[str, Any]:
+    """A frame with ``errors`` failed GET /b (HTTP 500) and ``crashes`` exceptions raised in
+    a task, besides one good request."""
+    f = frame(end, requests=traffic(1, 1.0) + traffic(errors, 5.0, "/b", failing=errors))
+    stats = RequestStats.from_wire(f["stats"])
+    stats.record_exception_text(
+        "task.py:7", "KeyError: 'token'", "Traceback ...\nKeyError", crashes
+    )
+    f["stats"] = stats.to_wire()
+    return f
+
+
+def test_failures_and_exceptions_are_counted_with_when_last_seen() -> None:
+    """Each frame's failures and exceptions add up by (method, name, error) and by site,
+    stamped with the frame's end; the tables show the counts and the last time seen."""
+    model = DashboardModel()
+    model.feed(as_update(failing_frame(101.0, errors=3, crashes=1)))
+    model.feed(as_update(failing_frame(102.0, errors=2, crashes=4)))
+    model.feed(as_update(frame(103.0, requests=traffic(2, 1.0))))
+    failures, exceptions = model.failures.failures(), model.failures.exceptions()
+    assert failures[["method", "name", "error", "count"]].values.tolist() == [
+        ["GET", "/b", "500", 5]
+    ]
+    assert failures.loc[0, "last_seen"] == pd.Timestamp(102.0, unit="s", tz="UTC")
+    assert exceptions[["error", "count"]].values.tolist() == [["KeyError: 'token'", 5]]
+    table = failures_html(failures)
+    last_seen = time.strftime("%H:%M:%S", time.localtime(102.0))
+    assert all(text in table for text in ("Failures", "/b", ">500<", ">5<", last_seen))
+    assert "KeyError: &#x27;token&#x27;" in exceptions_html(exceptions)
+    model.reset_failures()
+    assert model.failures.failures().empty
+    assert failures_html(model.failures.failures()) == ""
+
+
+def test_tracebacks_are_picked_by_message_oldest_first() -> None:
+    """The traceback picker lists nothing-picked first, then the exceptions in the order
+    they first came; a picked one shows its latest traceback, escaped."""
+    model = DashboardModel()
+    model.feed(as_update(failing_frame(101.0, errors=0, crashes=1)))
+    later = frame(102.0)
+    stats = RequestStats.from_wire(later["stats"])
+    stats.record_exception_text("b.py:1", "ValueError: <x>", "Traceback\nValueError: <x>", 9)
+    later["stats"] = stats.to_wire()
+    model.feed(as_update(later))
+    exceptions = model.failures.exceptions()
+    choices = traceback_choices(exceptions)
+    assert [v for _, v in choices] == [NO_TRACEBACK, "KeyError: 'token'", "ValueError: <x>"]
+    assert exceptions["error"].tolist() == ["ValueError: <x>", "KeyError: 'token'"]  # by count
+    assert "ValueError: &lt;x&gt;" in traceback_html(exceptions, "ValueError: <x>")
+    assert traceback_html(exceptions, NO_TRACEBACK) == ""
+
+
+def test_notices_from_the_master_are_kept_once_beside_the_overload_warning() -> None:
+    """What the master says once (a frame's warnings) stays in the warning lines, without
+    repeats and the latest few only, after the overload warning while there is one."""
+    model = DashboardModel()
+    model.note(["said before the dashboard"])
+    f = frame(101.0, workers=(worker("w1", overloaded=True),), overloaded=("w1",))
+    model.feed(as_update({**f, "warnings": ["too many names"]}))
+    model.feed(as_update({**frame(102.0), "warnings": ["too many names"]}))
+    assert model.notices == ["said before the dashboard", "too many names"]
+    model.feed(as_update({**f, "end": 103.0}))
+    assert model.warnings[0] == model.warning and model.warnings[1:] == model.notices
+    model.note(f"stuck worker w{i}" for i in range(MAX_NOTICES))
+    assert model.notices == [f"stuck worker w{i}" for i in range(MAX_NOTICES)]
+
+
+def test_server_series_keep_the_window_per_series_and_count_rows_taken() -> None:
+    """Watched rows become one series per source, metric, labels and kind (rates marked
+    /s); each keeps the last window seconds; ``seen`` is where the next read starts."""
+    series = ServerSeries(window=10.0)
+    rows = [
+        ServerRow(float(t), "site", metric, labels, kind, float(t))
+        for t in range(100, 121)
+        for metric, labels, kind in (
+            ("db_pool_in_use", "", "gauge"),
+            ("http_requests_total", 'endpoint="/"', "rate"),
+        )
+    ]
+    series.feed(rows[:20])
+    series.feed(rows[20:])
+    assert series.seen == len(rows) == 42
+    assert series.names == ["site: db_pool_in_use", 'site: http_requests_total{endpoint="/"} /s']
+    times, values = series.points("site: db_pool_in_use")
+    assert times == values == [float(t) for t in range(110, 121)]
+    assert series_label(ServerRow(0.0, "db", "q", 'quantile="0.95"', "quantile", 1.0)) == (
+        'db: q{quantile="0.95"}'
+    )
+
+
 # --- the widget, fed by hand -------------------------------------------------------------
 
 
@@ -207,6 +309,11 @@ class FakeSwarm:
         self.data = RunData()
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.callback: Callable[[protocol.Update], None] | None = None
+        self.warnings: list[str] = []
+        self.watched: list[ServerRow] = []  # what swarm.watch(...) sampled so far
+
+    def server_rows(self, since: int = 0) -> list[ServerRow]:
+        return self.watched[since:]
 
     @property
     def stats(self) -> pd.DataFrame:
@@ -290,6 +397,69 @@ def test_widget_warns_and_follows_code_and_freezes() -> None:
     assert "/" in static["text/html"] and "stopped" in static["text/html"]
 
 
+def test_widget_lists_failures_exceptions_and_a_picked_traceback() -> None:
+    """Failures and exceptions appear in their tables as frames bring them; the picker
+    shows the chosen exception's traceback and keeps it while more frames arrive; the
+    static copy of a stopped run includes both tables."""
+    swarm, clock = FakeSwarm(), Clock()
+    dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
+    panel = dash.failure_panel
+    assert (panel.failures.value, panel.exceptions.value) == ("", "")
+    assert panel.tracebacks.layout.display == "none"
+    clock.now = 1.0
+    swarm.send(failing_frame(101.0, errors=3, crashes=2))
+    assert ">/b<" in panel.failures.value and ">3<" in panel.failures.value
+    assert "KeyError" in panel.exceptions.value and panel.tracebacks.layout.display == ""
+    panel.picker.value = "KeyError: 'token'"
+    assert "Traceback ..." in panel.traceback.value
+    clock.now = 2.0
+    swarm.send(failing_frame(102.0, errors=1, crashes=1))
+    assert panel.picker.value == "KeyError: 'token'" and "Traceback" in panel.traceback.value
+    assert ">4<" in panel.failures.value and ">3<" in panel.exceptions.value
+    clock.now = 3.0
+    swarm.send(frame(103.0, state="stopped", users=0, requests=traffic(1, 1.0)))
+    assert "KeyError" in dash.static_bundle()["text/html"]
+    assert swarm.calls == []
+
+
+def test_widget_shows_master_notices_and_picked_server_metrics() -> None:
+    """The master's one-time warnings show in the warning area; the server panel stays
+    hidden until watched rows exist, makes its chart only when a metric is picked, and
+    draws the picked series over the requests chart's seconds."""
+    swarm, clock = FakeSwarm(), Clock()
+    swarm.warnings = ["said before"]
+    dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
+    assert "said before" in dash.warning.value and dash.warning.layout.display == ""
+    server = dash.server_panel
+    assert server.widget.layout.display == "none"
+    clock.now = 1.0
+    swarm.send({**frame(101.0, requests=traffic(2, 1.0)), "warnings": ["a stuck worker"]})
+    assert "a stuck worker" in dash.warning.value
+    assert server.widget.layout.display == "none" and server.figure is None
+    swarm.watched = [
+        ServerRow(float(t), "site", m, "", "gauge", float(t - 100 + i))
+        for t in (101, 102)
+        for i, m in enumerate(("db_pool_in_use", "db_pool_waiting"))
+    ]
+    clock.now = 2.0
+    swarm.send(frame(102.0, requests=traffic(2, 1.0)))
+    assert server.widget.layout.display == ""
+    assert list(server.picker.options) == ["site: db_pool_in_use", "site: db_pool_waiting"]
+    assert server.figure is None  # nothing picked: no second figure
+    server.picker.value = ("site: db_pool_waiting", "site: db_pool_in_use")
+    [waiting, in_use] = server.figure.data
+    assert (list(waiting.y), list(in_use.y)) == ([2.0, 3.0], [1.0, 2.0])
+    assert (waiting.yaxis, in_use.yaxis) == ("y", "y2")
+    assert tuple(server.figure.layout.xaxis.range) == tuple(
+        datetime.fromtimestamp(t) for t in (101.0, 102.0)
+    )
+    swarm.watched.append(ServerRow(103.0, "site", "db_pool_in_use", "", "gauge", 8.0))
+    clock.now = 3.0
+    swarm.send(frame(103.0, requests=traffic(2, 1.0)))
+    assert list(in_use.y) == [1.0, 2.0, 8.0]
+    assert server.picker.value == ("site: db_pool_waiting", "site: db_pool_in_use")
+
+
 # --- the widget steering a real swarm ----------------------------------------------------
 
 
@@ -353,7 +523,7 @@ def test_arrival_slider_appears_in_the_open_model_and_steers_the_rate(
     """In the open model the arrivals slider shows the master's rate, follows set_rate from
     code, and moving it changes the rate the master runs."""
     rates: list[Any] = []
-    swarm.on_frame(lambda f: rates.append(f.get("rate")))
+    swarm.on_frame(lambda f: rates.append(f.rate))
     dash = Dashboard(swarm)
     assert dash.arrival_slider.layout.display == "none"
     swarm.start(rate=20, max_users=5)

@@ -7,8 +7,12 @@
 Top to bottom: a users slider with a number box, a spawn-rate slider (and, in the open
 model, an arrivals-per-second slider), Start / Stop /
 Reset stats and a log-scale toggle for latency; a status line; a warning while any worker
-is overloaded; one plotly ``FigureWidget`` with requests/s and failures/s, latency p50 /
-p95 / p99 and users; the endpoint table and the worker table.
+is overloaded, and what the master said once (``swarm.warnings``: too many request names,
+a stuck worker); the endpoint table; the top failures and exceptions from user code (a
+picker shows an exception's traceback); the worker table; one plotly ``FigureWidget`` with
+requests/s and failures/s, latency p50 / p95 / p99 and users; and, once ``swarm.watch``
+gives rows, the watched server metrics picked by name (their chart is made on the first
+pick; see :mod:`~notebookswarm.notebook.dashboard_widgets`).
 
 Threads: frames arrive on the swarm's background thread. The dashboard feeds them to its
 :class:`~notebookswarm.notebook.dashboard_model.DashboardModel` and redraws there, at most twice a
@@ -49,6 +53,9 @@ from notebookswarm.notebook.dashboard_model import (
     endpoint_rows,
     html_table,
 )
+from notebookswarm.notebook.dashboard_panels import ServerSeries
+from notebookswarm.notebook.dashboard_widgets import FailurePanel, ServerPanel
+from notebookswarm.notebook.watch import ServerRow
 
 #: Seconds between two redraws, at least.
 MIN_REDRAW_INTERVAL = 0.5
@@ -77,6 +84,9 @@ class Controller(Protocol):
     def history(self) -> pd.DataFrame: ...
     @property
     def targets(self) -> tuple[str, int, float]: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    def server_rows(self, since: int = 0) -> list[ServerRow]: ...
     def on_frame(self, callback: Callable[[protocol.Update], None]) -> None: ...
     def start(self, users: int, spawn_rate: float = 1.0) -> None: ...
     def set_users(self, users: int) -> None: ...
@@ -111,6 +121,8 @@ class Dashboard:
         self.clock = clock
         self.model = DashboardModel(window)
         self.model.seed(swarm.history)
+        self.model.note(swarm.warnings)
+        self.server = ServerSeries(window)
         self.steering = Steering()
         self._lock = threading.RLock()
         self._local = threading.local()  # .syncing: a frame is moving the controls
@@ -163,7 +175,9 @@ class Dashboard:
         self.warning = widgets.HTML()
         self.message = widgets.HTML()
         self.endpoints = widgets.HTML()
+        self.failure_panel = FailurePanel(self._lock)
         self.workers = widgets.HTML()
+        self.server_panel = ServerPanel(self._lock)
         self.figure = _figure()
         # A block box (not the default flex row) lets the figure take the full width.
         self.chart = widgets.Box([self.figure], layout=widgets.Layout(display="block"))
@@ -206,8 +220,10 @@ class Dashboard:
                 self.warning,
                 self.message,
                 self.endpoints,
+                self.failure_panel.widget,
                 self.workers,
                 self.chart,
+                self.server_panel.widget,
             ],
         )
         self.widget.add_class("nbs-dashboard")
@@ -272,6 +288,8 @@ class Dashboard:
 
     def _reset(self) -> None:
         if self._command(self.swarm.reset_stats):
+            with self._lock:
+                self.model.reset_failures()
             self.draw(force=True)
 
     def _command(self, action: Callable[[], None]) -> bool:
@@ -343,12 +361,17 @@ class Dashboard:
                     # relayout after that makes it fill the box.
                     self.figure.layout.autosize = True
             self.status.value = _status_html(m.status())
-            warning = m.warning
-            self.warning.value = (
+            lines = m.warnings
+            self.warning.value = "".join(
                 '<div class="nbs-warning-text" style="background:#fff3cd;padding:6px 10px;'
-                f'border-left:4px solid #e0a800">⚠ {html.escape(warning)}</div>'
+                f'margin:2px 0;border-left:4px solid #e0a800">⚠ {html.escape(line)}</div>'
+                for line in lines
             )
-            self.warning.layout.display = "" if warning else "none"
+            self.warning.layout.display = "" if lines else "none"
+            self.failure_panel.draw(m.failures)
+            self.server.feed(self.swarm.server_rows(since=self.server.seen))
+            window = (m.points[0].time, m.points[-1].time) if m.points else None
+            self.server_panel.draw(self.server, window)
             rows = endpoint_rows(self.swarm.stats, m.current_rps)
             self.endpoints.value = html_table(_ENDPOINT_HEADERS, [astuple(r) for r in rows])
             self.workers.value = html_table(
@@ -384,6 +407,7 @@ class Dashboard:
                 self.model.points[-1].time,
                 self.log_toggle.value,
                 self.endpoints.value,
+                self.failure_panel.html,
             )
             if show
             else None
@@ -402,9 +426,10 @@ class Dashboard:
         plotly_json = json.loads(pio.to_json(figure, validate=False))
         chart = pio.to_html(figure, include_plotlyjs="cdn", full_html=False)
         status = self.status.value
+        tables = self.endpoints.value + self.failure_panel.html
         return {
             "application/vnd.plotly.v1+json": {**plotly_json, "config": {"responsive": True}},
-            "text/html": f'<div class="nbs-static">{status}{chart}{self.endpoints.value}</div>',
+            "text/html": f'<div class="nbs-static">{status}{chart}{tables}</div>',
             "text/plain": "notebookswarm dashboard: the run as it ended (static copy)",
         }
 

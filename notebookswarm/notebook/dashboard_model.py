@@ -2,7 +2,9 @@
 
 :class:`DashboardModel` is fed the master's update frames and answers with plain data:
 the chart points of a bounded time window, the current requests per second of each
-endpoint, the worker rows, the overload warning and whether the view is frozen (the swarm
+endpoint, the worker rows, the failures and exceptions seen (a
+:class:`~notebookswarm.notebook.failures.FailureLog`), the overload warning and what the
+master said once (``notices``), and whether the view is frozen (the swarm
 stopped). :class:`Steering` decides which controller call a moved control needs and when a
 frame should move the controls (a change made from code). :func:`endpoint_rows` joins the
 swarm's cumulative ``stats`` DataFrame with the current rates into the endpoint table.
@@ -23,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from notebookswarm.cluster import protocol
+from notebookswarm.notebook.failures import FailureLog
 from notebookswarm.notebook.frames import AGGREGATED
 from notebookswarm.stats.requests import RequestStats
 
@@ -32,6 +35,8 @@ STEERABLE = ("spawning", "running")
 """States in which a moved control is sent (``set`` on an idle master would start it)."""
 _NS_PER_MS = 1_000_000
 WARNING = "latencies may include load-generator delay"
+#: What the master said once (too many names, a stuck worker) the dashboard keeps showing.
+MAX_NOTICES = 5
 _TABLE_STYLE = (
     "<style>.nbs-table{border-collapse:collapse;margin:4px 0}"
     ".nbs-table th,.nbs-table td{padding:2px 12px}"
@@ -109,6 +114,8 @@ class DashboardModel:
         self.target_users = 0
         self.spawn_rate = 0.0
         self.frames = 0
+        self.failures = FailureLog()
+        self.notices: list[str] = []
         self._idle = False
 
     def feed(self, frame: protocol.Update) -> None:
@@ -120,9 +127,11 @@ class DashboardModel:
         self.spawn_rate = frame.spawn_rate
         self.workers = [_worker_row(row) for row in frame.workers]
         self.overloaded = list(frame.overloaded)
+        self.note(frame.warnings)
         if not frame.reports:
             return  # a state change between seconds: it holds no report to chart
         delta = RequestStats.from_wire(frame.stats)
+        self.failures.add(delta, frame.end)
         total = delta.total()
         if self.state not in ACTIVE and total.requests == 0:
             self._idle = True
@@ -170,6 +179,17 @@ class DashboardModel:
             users = int(row["users"])
             self.points.append(Point(float(t), rps, fails, p50, p95, p99, users, users))
 
+    def reset_failures(self) -> None:
+        """Forget the failures and exceptions seen (the dashboard's Reset stats)."""
+        self.failures = FailureLog()
+
+    def note(self, warnings: Iterable[str]) -> None:
+        """Keep what the master said once (``swarm.warnings``), the latest few, no repeats."""
+        for text in warnings:
+            if text not in self.notices:
+                self.notices.append(text)
+        del self.notices[:-MAX_NOTICES]
+
     @property
     def frozen(self) -> bool:
         """Say whether the swarm is idle, so the charts show the final state of the run."""
@@ -191,6 +211,11 @@ class DashboardModel:
             f"Load generator overloaded: {described}. The {WARNING}: "
             "add workers or run fewer users per worker."
         )
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every line the warning area shows: the overload warning, then the notices."""
+        return ([self.warning] if self.overloaded else []) + self.notices
 
     def series(self) -> dict[str, list[Any]]:
         """Return the chart columns of the window: ``time`` and one list per trace; a

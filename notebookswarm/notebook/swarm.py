@@ -43,7 +43,7 @@ from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.notebook.view import RunView
-from notebookswarm.notebook.watch import Watcher, grid_start
+from notebookswarm.notebook.watch import ServerRow, Watcher, grid_start
 from notebookswarm.users.core import check_host
 
 FrameCallback = Callable[[protocol.Update], None]
@@ -545,6 +545,11 @@ class Swarm(RunView):
             "steps": [list(s) for s in self.steps],
         }
         return Run(data, meta, self._server_tables())
+
+    def server_rows(self, since: int = 0) -> list[ServerRow]:
+        """Return the watched rows from the ``since``-th on (for live views; [] unwatched)."""
+        watcher = self._watcher
+        return watcher.rows(since) if watcher is not None else []
 
     def _server_tables(self) -> dict[str, pd.DataFrame]:
         watcher = self._watcher
