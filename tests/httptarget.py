@@ -99,6 +99,14 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, (self.headers.get("Cookie") or "").encode())
         elif route == "/stall":
             self.server.release.wait(10)
+        elif route == "/not-http":  # another protocol's greeting, then nothing
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+            self.wfile.flush()
+            self.server.release.wait(10)
+            self.close_connection = True
+        elif route.startswith("/headers/"):  # this many fields besides Server, Date, Length
+            count = int(route.rsplit("/", 1)[1])
+            self.reply(200, b"many", {f"X-Field-{i}": str(i) for i in range(count)})
         elif route == "/reset":
             # SO_LINGER 0: close() sends RST instead of FIN
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

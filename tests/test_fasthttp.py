@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from httptarget import RECORDER, Target, self_signed, serve_tls
 
 PRELUDE = (
@@ -389,3 +390,30 @@ def test_redirects_and_chunked_bodies(server: Target) -> None:
     assert out["chunked"] == "hello, world"
     assert out["requests"] == [["GET", "/redirect", 6, None], ["GET", "/chunked", 12, None]]
     assert server.paths == ["/redirect", "/status/200", "/chunked"]
+
+
+def test_a_non_http_reply_and_too_many_headers_fail_as_in_urllib3(server: Target) -> None:
+    """Another protocol's greeting fails at once as BadStatusLine, and a head of 100 header
+    fields is refused while 99 pass (http.client's limit), with urllib3's error texts."""
+    out = run_client(
+        """
+        import time
+        client, rec = make_client(URL)
+        t0 = time.monotonic()
+        response = client.get("/not-http", timeout=5)
+        out["fast"] = time.monotonic() - t0 < 2
+        out["error"] = type(response.error).__name__
+        out["ok"] = client.get("/headers/96").status_code
+        client.get("/headers/97")
+        out["requests"] = rec.requests
+        """,
+        URL=server.url,
+    )
+    assert out["fast"] is True
+    assert out["error"] == "BadStatusLine"
+    assert out["ok"] == 200
+    assert out["requests"] == [
+        ["GET", "/not-http", 0, "BadStatusLine: SSH-2.0-OpenSSH_9.2\r\n"],
+        ["GET", "/headers/96", 4, None],
+        ["GET", "/headers/97", 0, "HTTPException: got more than 100 headers"],
+    ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from httptarget import RECORDER, Target, self_signed, serve_tls
 
 PRELUDE = (
@@ -272,3 +273,26 @@ def test_unpatched_process_and_bad_transport() -> None:
     first, second = done.stdout.strip().splitlines()
     assert first == "HTTPAdapter False"
     assert second.startswith("transport='curl': pick one of 'lean', 'urllib3'")
+
+
+def test_lean_and_urllib3_refuse_a_non_http_reply_and_too_many_headers(server: Target) -> None:
+    """A greeting of another protocol fails at once as BadStatusLine (not at the timeout),
+    and 100 response header fields are refused while 99 pass, both ways alike."""
+    out = run_both(
+        """
+        import time
+        t0 = time.monotonic()
+        client.get("/not-http", timeout=5)
+        seen["calls"].append(time.monotonic() - t0 < 2)
+        seen["calls"].append(client.get("/headers/96").status_code)  # 99 fields in all
+        client.get("/headers/97")
+        """,
+        server.url,
+    )
+    assert out["lean"] == out["urllib3"]
+    assert out["lean"]["calls"] == [True, 200]
+    assert out["lean"]["requests"] == [
+        ["GET", "/not-http", 0, "BadStatusLine: SSH-2.0-OpenSSH_9.2\r\n"],
+        ["GET", "/headers/96", 4, None],
+        ["GET", "/headers/97", 0, "HTTPException: got more than 100 headers"],
+    ]

@@ -27,6 +27,7 @@ from notebookswarm.users.core import (
     User,
     UserContext,
     check_host,
+    check_hosts,
     check_user_classes,
     tag,
     task,
@@ -837,3 +838,48 @@ def test_bare_task_decorator_means_weight_one() -> None:
             pass
 
     assert Counter(f.__name__ for f in Weighted.tasks) == {"once": 1, "twice": 2}
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("http://127.0.0.1:99999", "has port '99999': a port is a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has port '0': a port is a number from 1 to 65535"),
+        ("http://h:http", "has port 'http': a port is a number from 1 to 65535"),
+        ("http://[::1]:70000/", "has port '70000': a port is a number from 1 to 65535"),
+        ("http://[::1", "is not a valid URL (Invalid IPv6 URL)"),
+        ("http://:8080", "names no host before its port"),
+        (None, "is not an http(s) URL"),
+    ],
+)
+def test_a_host_with_a_bad_port_or_shape_is_refused_naming_it(host: Any, says: str) -> None:
+    """check_host names the value and what is wrong with it: the port, the shape, no host."""
+    with pytest.raises(ConfigError) as caught:
+        check_host(host)
+    assert str(caught.value).startswith(f"host {host!r} {says}")
+
+
+@pytest.mark.parametrize("host", ["http://[::1]:8080", "https://h:65535/base", "http://h:1"])
+def test_ports_at_the_edges_and_ipv6_hosts_pass(host: str) -> None:
+    """Ports 1 and 65535 and bracketed IPv6 addresses are good hosts."""
+    assert check_host(host) == host
+
+
+def test_a_client_user_with_no_host_anywhere_is_refused_before_it_runs() -> None:
+    """check_hosts refuses an HttpUser with no host on the class or the swarm, naming the
+    class; a plain User needs none, and a swarm's host fills in for the class."""
+
+    class NoHost(HttpLocust):
+        @task
+        def work(self) -> None:
+            pass
+
+    class Plain(Tracker):
+        @task
+        def work(self) -> None:
+            pass
+
+    with pytest.raises(ConfigError, match=r"^NoHost has no host: pass host='http://\.\.\.' to"):
+        check_hosts([Plain, NoHost], None)
+    check_hosts([Plain, NoHost], "http://127.0.0.1:8080")
+    check_hosts([Plain], None)

@@ -19,7 +19,8 @@ DEFAULT_TIMEOUT = 60.0
 #: The error of a request that was still waiting for its answer when its user was stopped
 #: for good, past the runtime's ``stop_timeout``.
 CUT_AT_STOP = "stopped: still running at stop_timeout"
-#: Most header fields a response may have, as http.client (and so urllib3) allows.
+#: A response head of this many lines or more is refused, as http.client (and so urllib3)
+#: refuses it: at most 99 header fields, the empty line that ends them counted as the 100th.
 MAX_HEADERS = 100
 
 

@@ -266,16 +266,17 @@ class _Reader:
                 raise RemoteDisconnected("Remote end closed connection without response")
 
     def _check_status_line(self, final: bool = False) -> None:
-        """Raise BadStatusLine as soon as the bytes cannot begin a response, as http.client.
+        """Raise BadStatusLine once a first line that is not HTTP's is in, as http.client.
 
-        A server that is not speaking HTTP (an SSH banner, a line of text) then fails the
-        request at once, not at its timeout or as a disconnection.
+        A server that speaks something else (an SSH banner, a line of text) then fails the
+        request at once, not at its timeout nor as a disconnection. The error carries the
+        line as http.client's does, line end included.
         """
         buf = self.buf
-        if not buf or (len(buf) < 5 and not final and b"HTTP/".startswith(buf)):
-            return
-        if not buf.startswith(b"HTTP/"):
-            raise BadStatusLine(buf.split(b"\r\n", 1)[0][:100].decode("latin-1"))
+        end = buf.find(b"\n")
+        if (end >= 0 or final) and not buf.startswith(b"HTTP/"):
+            line = buf if end < 0 else buf[: end + 1]
+            raise BadStatusLine(line[:200].decode("latin-1"))
 
     def exactly(self, size: int) -> bytes:
         if len(self.buf) < size:
@@ -345,7 +346,8 @@ def _read_response(reader: _Reader, method: str) -> _RawResponse:
     connection = ""
     headers = raw.headers
     lines = header_block.split("\r\n") if header_block else ()
-    if len(lines) > MAX_HEADERS:
+    # http.client counts the empty line that ends the head too: 99 fields pass, 100 do not.
+    if len(lines) >= MAX_HEADERS:
         raise HTTPException(f"got more than {MAX_HEADERS} headers")  # http.client's words
     for line in lines:
         name, sep, value = line.partition(":")

@@ -2,10 +2,11 @@
 
 User code can raise anything, ``SystemExit`` and ``KeyboardInterrupt`` included. gevent
 treats those two as fatal for the whole process (they reach the main greenlet), so one
-``sys.exit()`` in a task would end the worker and every user in it. Here they are what
-``StopUser`` is: the user stops (its ``on_stop`` runs), and the exception is counted with
-its traceback. Two things still pass: gevent's ``GreenletExit`` (how the runtime kills a
-user) and :class:`WorkerInterrupt` (a real Ctrl-C, SIGINT, to the worker process).
+``sys.exit()`` in a task would end the worker and every user in it. Inside a task they
+are counted and the user goes on (``users.core.USER_ERRORS``); anything that escapes a
+user anyway (from ``wait_time``, say) is counted here and ends that user alone, as
+``StopUser`` would. Two things still pass: gevent's ``GreenletExit`` (how the runtime
+kills a user) and :class:`WorkerInterrupt` (a real Ctrl-C, SIGINT, to the worker).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import gevent
 from gevent import GreenletExit
 
 from notebookswarm._http.common import CUT_AT_STOP
@@ -22,8 +24,12 @@ from notebookswarm.stats.recorder import Recorder
 from notebookswarm.users.core import User
 
 
-class WorkerInterrupt(KeyboardInterrupt):
-    """A real SIGINT reached the worker: it stops, whatever greenlet it landed in."""
+class WorkerInterrupt(BaseException):
+    """A real SIGINT reached the worker: it stops, whatever greenlet it landed in.
+
+    Not a KeyboardInterrupt, which user code's own ``raise KeyboardInterrupt`` is and
+    which a task's handler counts and swallows; gevent is told to treat it as one.
+    """
 
 
 def escapes(exc: BaseException) -> bool:
@@ -65,6 +71,9 @@ def install_interrupt_handler() -> None:
     """Make SIGINT raise :class:`WorkerInterrupt`, which the user boundary lets through."""
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise WorkerInterrupt()
+        raise WorkerInterrupt("SIGINT")
 
+    hub = gevent.get_hub()
+    # Raised in any greenlet, it then reaches the main one and ends the process.
+    hub.SYSTEM_ERROR = (*hub.SYSTEM_ERROR, WorkerInterrupt)
     signal.signal(signal.SIGINT, interrupted)

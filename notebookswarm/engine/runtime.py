@@ -159,10 +159,15 @@ class Runtime:
     def _ramp(self, targets: dict[str, int], rate: float) -> None:
         start = time.monotonic()
         step = 0
-        while (change := next_change(self.user_counts(), targets)) is not None:
+        # Counted here, not read back: a user that stops itself during the ramp (StopUser,
+        # sys.exit()) is not replaced by it, as after it; the next set_targets replaces it.
+        counts = self.user_counts()
+        while (change := next_change(counts, targets)) is not None:
             name, direction = change
+            counts[name] += direction
             if direction < 0:
-                self._stop_user(self._users[name].pop())
+                if self._users[name]:
+                    self._stop_user(self._users[name].pop())
                 continue
             if rate == 0:
                 break

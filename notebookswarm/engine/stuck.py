@@ -15,9 +15,11 @@ report and a ``Stuck`` message naming the user class and the task, and exits wit
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from notebookswarm._http.common import CUT_AT_STOP
@@ -30,6 +32,7 @@ EXIT_STUCK = 5
 STUCK_GRACE = 2.0
 
 _USER_FRAMES = frozenset((User.run.__code__, User.run_one_task.__code__))
+_PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
 
 
 class StopWatch:
@@ -86,8 +89,12 @@ def find_stuck_user(frame: FrameType | None) -> StuckUser | None:
         if frame.f_code in _USER_FRAMES:
             user = frame.f_locals.get("self")
             if isinstance(user, User):
+                frames = inner[::-1]
+                own = [f.f_code.co_filename.startswith(_PACKAGE) for f in frames]
+                if not all(own):  # from the user's own code in: our frames above it are noise
+                    frames = frames[own.index(False) :]
                 summary = traceback.StackSummary.extract(
-                    ((f, f.f_lineno) for f in reversed(inner)), capture_locals=False
+                    ((f, f.f_lineno) for f in frames), capture_locals=False
                 )
                 stack = "".join(summary.format())
                 return StuckUser(type(user).__name__, task_name(user._current_task), stack)
