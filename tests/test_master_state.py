@@ -167,7 +167,12 @@ def spawns(out: list[Out]) -> dict[bytes, protocol.Spawn]:
 
 
 def sent(out: list[Out], kind: type) -> list[tuple[bytes, Any]]:
-    return [(identity, m) for _, identity, m in out if isinstance(m, kind)]
+    """What went to workers' main sockets (copies to heartbeat sockets are tested apart)."""
+    return [
+        (identity, m)
+        for _, identity, m in out
+        if isinstance(m, kind) and not identity.endswith(b"/hb")
+    ]
 
 
 def updates(out: list[Out]) -> list[tuple[bytes, protocol.Update]]:
@@ -1260,3 +1265,23 @@ def test_a_standalone_master_stops_the_swarm_once_its_controllers_left() -> None
     assert [ident_ for ident_, _ in sent(out, protocol.Stop)] == [ident("w1")]
     assert state.state == "stopping" and not state.exit_requested
     assert not sent(tick(state, T0 + 7.0), protocol.Stop)  # once
+
+
+def test_stop_and_quit_reach_the_heartbeat_thread_too() -> None:
+    """Stop and Quit also go to each worker's heartbeat socket ("<id>/hb"), which a worker
+    whose users never yield still reads; nothing else does."""
+    state = new_state()
+    join(state, "w1", T0)
+    load(state, T0)
+    out = start(state, T0, users=1)
+    assert not [m for _, identity, m in out if identity.endswith(b"/hb")]
+    _, out = command(state, STOP, T0 + 1)
+    assert [(i, type(m)) for _, i, m in out] == [
+        (ident("w1"), protocol.Stop),
+        (b"w1/hb", protocol.Stop),
+    ]
+    out = state.quit_all()
+    assert [(i, type(m)) for _, i, m in out] == [
+        (ident("w1"), protocol.Quit),
+        (b"w1/hb", protocol.Quit),
+    ]

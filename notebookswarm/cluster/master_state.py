@@ -613,13 +613,13 @@ class MasterState:
         stop = protocol.Stop(timeout=timeout)
         self.state = "stopping"
         self.assignment = {}
-        out: list[Out] = [("worker", w.identity, stop) for w in self._alive()]
+        out: list[Out] = [o for w in self._alive() for o in _to_both(w, stop)]
         self._settle()
         return out
 
     def quit_all(self) -> list[Out]:
         """Tell every worker to stop and exit."""
-        return [("worker", w.identity, protocol.Quit()) for w in self.workers.values()]
+        return [o for w in self.workers.values() for o in _to_both(w, protocol.Quit())]
 
     # --- time ------------------------------------------------------------------------
 
@@ -705,3 +705,13 @@ class MasterState:
             if now - seen <= self.config.controller_timeout
         ]
         return [("control", ident, message) for ident in live]
+
+
+def _to_both(worker: WorkerInfo, message: protocol.Message) -> list[Out]:
+    """Send ``message`` to the worker and a copy to its heartbeat thread's socket.
+
+    A worker whose users never yield (a CPU loop) never reads its main socket; its native
+    heartbeat thread still does, and acts on a Stop or Quit (see engine/stuck.py).
+    """
+    heartbeat = f"{worker.worker_id}/hb".encode()
+    return [("worker", worker.identity, message), ("worker", heartbeat, message)]

@@ -80,6 +80,9 @@ class HeadlessPlan:
     arrivals: str = "constant"
     shape: Any = None  # a load shape (see Swarm.shape); else the locustfile's LoadTestShape
     workers: int = 1
+    join: str | None = None  # a standalone master's control endpoint: run on its workers
+    keys: str | None = None
+    expect_workers: int | None = None  # with join: wait for this many workers
     config: SwarmConfig = field(default_factory=SwarmConfig)
     reset_stats: bool = False
     thresholds: tuple[Threshold, ...] = ()
@@ -141,9 +144,11 @@ def run_headless(plan: HeadlessPlan, stdout: TextIO | None = None) -> int:
         swarm = Swarm(
             *plan.users_from,
             host=plan.host,
-            workers=plan.workers,
+            workers=(plan.expect_workers or "auto") if plan.join else plan.workers,
             config=plan.config,
             user_classes=list(plan.user_classes) or None,
+            master=plan.join,
+            keys=plan.keys,
         )
         try:
             human.write(f"{len(swarm.workers)} workers joined; {_describe(plan, swarm)}\n")

@@ -55,7 +55,6 @@ IGNORED = {
     "headful": "there is no web UI",
     "print_stats": "the live table is always printed (--only-summary turns it off)",
     "skip_log_setup": "logging is set up only by --loglevel and --logfile",
-    "expect_workers": "the run waits for every worker it starts (--workers)",
     "expect_workers_max_wait": "the run waits for every worker it starts (--workers)",
     "enable_rebalancing": "users are always rebalanced when workers come and go",
     "master_bind_host": "the run's master listens on 127.0.0.1 (see `notebookswarm master`)",
@@ -214,6 +213,18 @@ def _add_locust_flags(add: Any) -> None:
 
 def _add_our_flags(add: Any) -> None:
     add("--workers", type=int, metavar="N", help="worker processes (default: usable CPUs)")
+    add(
+        "--join",
+        metavar="tcp://HOST:PORT",
+        help="run on a standalone master's workers (its control endpoint) instead of starting any",
+    )
+    add("--keys", metavar="DIR", help="CurveZMQ keys for --join beyond 127.0.0.1 (from keygen)")
+    add(
+        "--expect-workers",
+        type=int,
+        metavar="N",
+        help="with --join: wait until N workers have joined before starting",
+    )
     add("--rate", type=float, metavar="R", help="open model: task runs a second")
     add("--max-users", type=int, metavar="N", help="open model: the pool's size")
     add("--arrivals", choices=["constant", "poisson"], default="constant")
@@ -338,6 +349,9 @@ def plan_from(args: argparse.Namespace) -> HeadlessPlan:
         max_users=args.max_users,
         arrivals=args.arrivals,
         workers=workers if workers is not None else default_workers(),
+        join=args.join,
+        keys=args.keys,
+        expect_workers=args.expect_workers,
         config=SwarmConfig(
             stop_timeout=args.stop_timeout,
             tags=tuple(args.tags) if args.tags else None,

@@ -104,12 +104,12 @@ def wiring_problems(objects: list[Obj]) -> list[str]:
     master_pod = pod_template(master)
     (master_container,) = master_pod["spec"]["containers"]
     services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
-    clients = [(w, "--worker-port") for w in find(objects, "Deployment", "worker")]
-    clients += [(j, "--control-port") for j in find(objects, "Job", "run")]
-    for workload, port_flag in clients:
+    clients = [(w, "--worker-port", "--master") for w in find(objects, "Deployment", "worker")]
+    clients += [(j, "--control-port", "--join") for j in find(objects, "Job", "run")]
+    for workload, port_flag, join_flag in clients:
         (container,) = pod_template(workload)["spec"]["containers"]
         name = workload["metadata"]["name"]
-        endpoint = urlsplit(flag(container["args"], "--master") or "")
+        endpoint = urlsplit(flag(container["args"], join_flag) or "")
         want = int(flag(master_container["args"], port_flag) or -1)
         service = services.get(endpoint.hostname or "")
         if service is None:
@@ -128,7 +128,7 @@ def wiring_problems(objects: list[Obj]) -> list[str]:
                 f"{_target_port(ports[0], master_container)}, but the master listens with "
                 f"{port_flag} {want}"
             )
-    for workload in [master, *(w for w, _ in clients)]:
+    for workload in [master, *(w for w, _, _ in clients)]:
         problems += key_problems(workload)
     return problems
 

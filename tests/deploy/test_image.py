@@ -177,20 +177,9 @@ def _chart_commands() -> dict[str, list[str]]:
     return {args[0]: args[1:] for args in commands}
 
 
-# TODO(lead): the chart's headless Job joins the release's master as a controller
-# (`notebookswarm run ... --master tcp://<master>:<control port> --keys /keys`); `run` does
-# not take --master/--keys yet. This xfail is strict: drop it once `run` takes them.
-RUN_JOINS_A_MASTER = pytest.mark.xfail(
-    strict=True, reason="TODO(lead): `notebookswarm run` has no --master/--keys yet"
-)
-
-
 @pytest.mark.parametrize(
     "subcommand",
-    [
-        pytest.param(name, marks=RUN_JOINS_A_MASTER) if name == "run" else name
-        for name in sorted(_chart_commands())
-    ],
+    sorted(_chart_commands()),
 )
 def test_the_charts_commands_run_in_the_image(image: Image, subcommand: str) -> None:
     """Each command the chart runs answers --help in the image and knows every flag it gets."""
