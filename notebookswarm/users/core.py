@@ -38,6 +38,7 @@ TaskLike = Any  # a function taking the task set / user, or a TaskSet subclass
 #: (gevent's GreenletExit) and our own StopUser are not among them.
 USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
 
+
 class StopUser(Exception):  # Locust's name, kept so locustfiles port
     """Raise in a task to stop this user for good (its ``on_stop`` runs)."""
 
