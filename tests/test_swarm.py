@@ -360,3 +360,18 @@ def test_connect_attaches_to_a_running_master_and_leaves_it_running(
                 worker.wait(5)
             reap(worker)
         master.stop()
+
+
+def test_run_judges_thresholds_and_refuses_a_malformed_one_first(
+    target: CountingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """swarm.run(..., thresholds=) returns the verdicts and prints the breached ones; a
+    malformed threshold raises ConfigError naming it before anything starts."""
+    with Swarm(Visitor, host=target.url, workers=1, config=CONFIG) as swarm:
+        with pytest.raises(ConfigError, match="p95_ms<<1"):
+            swarm.run(1, duration=1, thresholds=["p95_ms<<1"])
+        assert target.count() == 0
+        run = swarm.run(2, spawn_rate=100, duration=2, thresholds=["failure_ratio<0.5", "p50_ms<0"])
+    assert run.verdicts is not None
+    assert run.verdicts["passed"].tolist() == [True, False]
+    assert "threshold breached: p50_ms<0" in capsys.readouterr().out

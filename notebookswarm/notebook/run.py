@@ -45,6 +45,8 @@ class Run(RunView):
         self.meta = meta
         #: Tables fixed at creation (loaded ones, the watched server's) over the live data.
         self._frozen: dict[str, pd.DataFrame] = dict(tables or {})
+        #: The threshold verdicts of ``swarm.run(..., thresholds=...)``, if it was judged.
+        self.verdicts: pd.DataFrame | None = None
 
     def _table(self, name: str) -> pd.DataFrame:
         if name in self._frozen:

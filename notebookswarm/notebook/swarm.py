@@ -505,8 +505,22 @@ class Swarm(RunView):
 
         return Dashboard(self, window=window).widget
 
-    def run(self, users: int, spawn_rate: float = 1.0, duration: float | str = "30s") -> Run:
-        """Run ``users`` for ``duration`` with a progress line, stop, and return the result."""
+    def run(
+        self,
+        users: int,
+        spawn_rate: float = 1.0,
+        duration: float | str = "30s",
+        thresholds: Sequence[str] | None = None,
+    ) -> Run:
+        """Run ``users`` for ``duration`` with a progress line, stop, and return the result.
+
+        ``thresholds``: expressions such as ``"p95_ms<500"`` or ``"GET /api:p99_ms<800"``
+        (docs/cli.md), checked before anything starts; afterwards the run's verdicts are
+        ``run.verdicts`` and each breached one is printed.
+        """
+        from notebookswarm.notebook.thresholds import breached, evaluate, parse_thresholds
+
+        judged = parse_thresholds(thresholds or ())  # a malformed one is refused first
         seconds = parse_duration(duration)
         self.start(users, spawn_rate)
         progress = Progress(seconds)
@@ -518,7 +532,16 @@ class Swarm(RunView):
             progress.show(seconds, self._progress_line(seconds, seconds), final=True)
         finally:
             self.stop()
-        return self.result()
+        run = self.result()
+        if judged:
+            run.verdicts = evaluate(judged, run)
+            for line in breached(run.verdicts):
+                print(f"threshold breached: {line}")
+        return run
+
+    def raise_if_failed(self) -> None:
+        """Raise why the swarm cannot go on: the shape's exception, or a worker that died."""
+        self._raise_if_failed()
 
     def _progress_line(self, elapsed: float, total: float) -> str:
         width = 30
