@@ -219,6 +219,8 @@ def _drive(swarm: Swarm, plan: HeadlessPlan, interrupts: Interrupts, human: Text
             reason = "run time over"
         elif swarm.state in ("stopped", "failed"):
             reason = f"the swarm {swarm.state}"  # a shape ended, or a listener called quit()
+        if not reason and plan.join is None:
+            swarm.raise_if_failed()  # a worker of ours died: exit 4 now, not at -t
         if reset_pending and swarm.state == "running":
             swarm.reset_stats()  # as Locust's --reset-stats: once every user has started
             reset_pending = False
