@@ -1,5 +1,9 @@
 """Encode and decode the messages that master, workers and controllers send each other.
 
+The vocabulary of the wire, in one place: every message between the three kinds of process
+is declared here (about 35 small frozen dataclasses), so this module is longer than most by
+design; the validator they share lives in :mod:`notebookswarm.cluster.codec`.
+
 Every frame is a msgpack map ``{"v": PROTOCOL_VERSION, "k": KIND, **fields}``. ``encode``
 turns a message into such a frame; ``decode`` turns bytes from the network back into a
 message or raises ``ProtocolError`` -- never any other exception -- so a receiver can count
@@ -10,7 +14,7 @@ refused, and code travels as opaque ``bytes`` inside ``Code``, never as a pickle
 
 To add a message:
   1. Declare a frozen, slotted, keyword-only dataclass below with a new
-     ``KIND: ClassVar[str] = "..."`` tag and fields typed only with what ``_compile``
+     ``KIND: ClassVar[str] = "..."`` tag and fields typed only with what ``compile_spec``
      understands (str, int, float, bool, bytes, None, Any, Literal, list, dict, unions,
      the bounded aliases such as ``NonNegativeInt``, and nested records: frozen dataclasses
      without a ``KIND``, sent as maps of their fields). No field may be called ``v`` or ``k``.
@@ -29,9 +33,6 @@ Exceptions::
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import (
     Annotated,
@@ -39,14 +40,12 @@ from typing import (
     ClassVar,
     Literal,
     TypeAlias,
-    Union,
     get_args,
-    get_origin,
-    get_type_hints,
 )
 
 import msgpack
 
+from notebookswarm.cluster.codec import AtLeast, Invalid, Schema, build_schemas, describe, show
 from notebookswarm.errors import NotebookSwarmError
 
 __all__ = [
@@ -140,24 +139,10 @@ class VersionMismatch(ProtocolError):
         )
 
 
-@dataclass(frozen=True)
-class _AtLeast:
-    """A bound on an annotated number: ``value >= bound``, or ``> bound`` when strict."""
-
-    bound: float
-    strict: bool = False
-
-    def admits(self, value: float) -> bool:
-        return value > self.bound if self.strict else value >= self.bound
-
-    def __str__(self) -> str:
-        return f"{'>' if self.strict else '>='} {self.bound:g}"
-
-
-NonNegativeInt: TypeAlias = Annotated[int, _AtLeast(0)]
-PositiveInt: TypeAlias = Annotated[int, _AtLeast(1)]
-NonNegativeFloat: TypeAlias = Annotated[float, _AtLeast(0.0)]
-PositiveFloat: TypeAlias = Annotated[float, _AtLeast(0.0, strict=True)]
+NonNegativeInt: TypeAlias = Annotated[int, AtLeast(0)]
+PositiveInt: TypeAlias = Annotated[int, AtLeast(1)]
+NonNegativeFloat: TypeAlias = Annotated[float, AtLeast(0.0)]
+PositiveFloat: TypeAlias = Annotated[float, AtLeast(0.0, strict=True)]
 WorkerState: TypeAlias = Literal["ready", "spawning", "running", "stopped"]
 CodeFormat: TypeAlias = Literal["pickle", "source"]
 
@@ -614,220 +599,7 @@ Message: TypeAlias = (
     | Update
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = get_args(Message)
-
-
-# -- validation ---------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A value that does not fit its spec; containers prepend their part of the path."""
-
-    def __init__(self, expected: str, value: object) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.got = _describe(value)
-        self.path: list[str] = []
-
-    def explain(self, where: str) -> str:
-        return f"{where}{''.join(self.path)}: expected {self.expected}, got {self.got}"
-
-
-_Check = Callable[[object], object]
-"""Return the value (numbers normalised) if it fits, else raise ``_Invalid``."""
-
-
-def _show(value: object, limit: int = 40) -> str:
-    """Repr a value from the network without flooding a log line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _describe(value: object) -> str:
-    if value is None or isinstance(value, bool | int | float | str):
-        return f"{type(value).__name__} {_show(value)}"
-    return type(value).__name__
-
-
-def _name(spec: object) -> str:
-    """Say in words what a spec accepts, for error messages."""
-    origin, args = get_origin(spec), get_args(spec)
-    if origin is Annotated:
-        return " ".join([_name(args[0]), *map(str, args[1:])])
-    if origin is Literal:
-        return "one of " + ", ".join(map(repr, args))
-    if origin in (Union, types.UnionType):
-        return " or ".join(map(_name, args))
-    if origin is list:
-        return f"list of {_name(args[0])}"
-    if origin is dict:
-        return f"map of {_name(args[0])} to {_name(args[1])}"
-    if spec is type(None):
-        return "nil"
-    if spec is Any:
-        return "anything"
-    if spec is float:
-        return "finite float"
-    return getattr(spec, "__name__", str(spec))
-
-
-def _compile(spec: object) -> _Check:
-    """Build the check for one annotation; raise TypeError for a type frames cannot carry."""
-    origin, args = get_origin(spec), get_args(spec)
-    if origin is Annotated:
-        return _bounded(_compile(args[0]), args[1:], _name(spec))
-    if origin is Literal:
-        return _one_of(args, _name(spec))
-    if origin in (Union, types.UnionType):
-        return _first_fit([_compile(arg) for arg in args], _name(spec))
-    if origin is list:
-        return _list_of(_compile(args[0]), _name(spec))
-    if origin is dict:
-        return _map_of(_compile(args[0]), _compile(args[1]), _name(spec))
-    if spec is Any:
-        return _anything
-    if spec is type(None):
-        return _nil
-    if spec is float:
-        return _finite_float
-    if isinstance(spec, type) and spec in (str, int, bool, bytes):
-        return _exactly(spec)
-    if isinstance(spec, type) and dataclasses.is_dataclass(spec) and not hasattr(spec, "KIND"):
-        return _record(spec)
-    raise TypeError(f"protocol fields cannot be {spec!r}: see 'To add a message' in {__name__}")
-
-
-def _record(cls: type[Any]) -> _Check:
-    """A nested record: a dataclass on our side, a map of its fields on the wire."""
-    hints = get_type_hints(cls, include_extras=True)
-    fields = {f.name: _compile(hints[f.name]) for f in dataclasses.fields(cls)}
-    expected = f"{cls.__name__} map"
-
-    def check(value: object) -> object:
-        if type(value) is cls:  # encoding
-            return {
-                name: _inside(f".{name}", c, getattr(value, name)) for name, c in fields.items()
-            }
-        if type(value) is dict and value.keys() == fields.keys():  # decoding
-            return cls(**{name: _inside(f".{name}", c, value[name]) for name, c in fields.items()})
-        raise _Invalid(expected, value)
-
-    return check
-
-
-def _anything(value: object) -> object:
-    return value
-
-
-def _nil(value: object) -> object:
-    if value is None:
-        return value
-    raise _Invalid("nil", value)
-
-
-def _finite_float(value: object) -> object:
-    # Python code may well write Stop(timeout=5); msgpack then carries an int.
-    if type(value) is int and abs(value) <= 2**53:
-        value = float(value)
-    if type(value) is float and math.isfinite(value):
-        return value
-    raise _Invalid("finite float", value)
-
-
-def _exactly(kind: type) -> _Check:
-    # Exact types: bool must not pass for int, and nothing exotic reaches msgpack.
-    def check(value: object) -> object:
-        if type(value) is kind:
-            return value
-        raise _Invalid(kind.__name__, value)
-
-    return check
-
-
-def _bounded(inner: _Check, marks: tuple[Any, ...], expected: str) -> _Check:
-    def check(value: object) -> object:
-        try:
-            value = inner(value)
-        except _Invalid:
-            raise _Invalid(expected, value) from None  # say the bound too, not just the type
-        if all(mark.admits(value) for mark in marks):
-            return value
-        raise _Invalid(expected, value)
-
-    return check
-
-
-def _one_of(allowed: tuple[Any, ...], expected: str) -> _Check:
-    def check(value: object) -> object:
-        if any(type(value) is type(item) and value == item for item in allowed):
-            return value
-        raise _Invalid(expected, value)
-
-    return check
-
-
-def _first_fit(options: list[_Check], expected: str) -> _Check:
-    def check(value: object) -> object:
-        for option in options:
-            try:
-                return option(value)
-            except _Invalid:
-                continue
-        raise _Invalid(expected, value)
-
-    return check
-
-
-def _list_of(item: _Check, expected: str) -> _Check:
-    def check(value: object) -> object:
-        if type(value) is not list:
-            raise _Invalid(expected, value)
-        return [_inside(f"[{index}]", item, element) for index, element in enumerate(value)]
-
-    return check
-
-
-def _map_of(key: _Check, item: _Check, expected: str) -> _Check:
-    def check(value: object) -> object:
-        if type(value) is not dict:
-            raise _Invalid(expected, value)
-        return {
-            _inside(f" key {_show(name)}", key, name): _inside(f"[{_show(name)}]", item, element)
-            for name, element in value.items()
-        }
-
-    return check
-
-
-def _inside(where: str, check: _Check, value: object) -> object:
-    """Check an element of a container, naming where it sits if it does not fit."""
-    try:
-        return check(value)
-    except _Invalid as invalid:
-        invalid.path.insert(0, where)
-        raise
-
-
-@dataclass(frozen=True)
-class _Schema:
-    build: Callable[..., Message]
-    fields: dict[str, _Check]
-
-
-def _schemas() -> dict[str, _Schema]:
-    """Read every message's schema from its annotations, once, at import."""
-    table: dict[str, _Schema] = {}
-    for cls in MESSAGE_TYPES:
-        if cls.KIND in table:
-            raise TypeError(f"{cls.__name__}.KIND {cls.KIND!r} is already taken")
-        hints = get_type_hints(cls, include_extras=True)
-        names = [field.name for field in dataclasses.fields(cls)]
-        if {"v", "k"} & set(names):
-            raise TypeError(f"{cls.__name__}: 'v' and 'k' are reserved for the frame header")
-        table[cls.KIND] = _Schema(cls, {name: _compile(hints[name]) for name in names})
-    return table
-
-
-_SCHEMAS = _schemas()
+SCHEMAS = build_schemas(MESSAGE_TYPES)
 
 
 # -- frames -------------------------------------------------------------------------------
@@ -836,14 +608,14 @@ _SCHEMAS = _schemas()
 def encode(message: Message) -> bytes:
     """Turn a message into one msgpack frame; raise ProtocolError if a field is ill-typed."""
     kind = getattr(message, "KIND", None)
-    schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
     if schema is None or type(message) is not schema.build:
-        raise ProtocolError(f"cannot encode {_describe(message)}: it is not a protocol message")
+        raise ProtocolError(f"cannot encode {describe(message)}: it is not a protocol message")
     frame: dict[str, object] = {"v": PROTOCOL_VERSION, "k": message.KIND}
     for name, check in schema.fields.items():
         try:
             frame[name] = check(getattr(message, name))
-        except _Invalid as invalid:
+        except Invalid as invalid:
             where = f"{message.KIND}.{name}"
             raise ProtocolError(f"cannot encode {invalid.explain(where)}") from None
     try:
@@ -857,24 +629,25 @@ def decode(data: bytes) -> Message:
     """Turn one frame from the network into a message; raise ProtocolError if it is not one."""
     frame = _unpack(data)
     if type(frame) is not dict:
-        raise ProtocolError(f"frame is {_describe(frame)}, not a map")
+        raise ProtocolError(f"frame is {describe(frame)}, not a map")
     version = frame.get("v")
     if type(version) is not int:
-        raise ProtocolError(f"frame has no protocol version: 'v' is {_describe(version)}")
+        raise ProtocolError(f"frame has no protocol version: 'v' is {describe(version)}")
     if version != PROTOCOL_VERSION:
         raise VersionMismatch(theirs=version)
     kind = frame.get("k")
-    if not isinstance(kind, str) or kind not in _SCHEMAS:
-        raise ProtocolError(f"unknown message kind {_show(kind)}")
-    schema = _SCHEMAS[kind]
+    if not isinstance(kind, str) or kind not in SCHEMAS:
+        raise ProtocolError(f"unknown message kind {show(kind)}")
+    schema = SCHEMAS[kind]
     _require_exact_fields(kind, frame, schema)
     values = {}
     for name, check in schema.fields.items():
         try:
             values[name] = check(frame[name])
-        except _Invalid as invalid:
+        except Invalid as invalid:
             raise ProtocolError(invalid.explain(f"{kind}.{name}")) from None
-    return schema.build(**values)
+    message: Message = schema.build(**values)
+    return message
 
 
 def _unpack(data: bytes) -> object:
@@ -890,12 +663,12 @@ def _refuse_ext(code: int, data: bytes) -> object:
     raise ValueError(f"msgpack extension type {code} is not part of the protocol")
 
 
-def _require_exact_fields(kind: str, frame: dict[Any, Any], schema: _Schema) -> None:
+def _require_exact_fields(kind: str, frame: dict[Any, Any], schema: Schema) -> None:
     expected = schema.fields.keys()
     missing = expected - frame.keys()
     extra = frame.keys() - expected - {"v", "k"}
     if missing:
         raise ProtocolError(f"{kind} frame lacks {', '.join(sorted(missing))}")
     if extra:
-        shown = ", ".join(sorted(_show(key) for key in extra)[:5])
+        shown = ", ".join(sorted(show(key) for key in extra)[:5])
         raise ProtocolError(f"{kind} frame has unknown fields {shown}")
