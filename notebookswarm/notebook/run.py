@@ -3,11 +3,17 @@
 ``run.save(path)`` writes a folder: one Parquet file per DataFrame, the stored histograms
 in long form (so ``percentiles`` works on a loaded run), and ``meta.json`` with the
 configuration, start and end. ``Run.load(path)`` gives back identical DataFrames.
+
+A run streamed to disk as it went (``notebookswarm-runs/<start time>/``, see ``store``) is
+already written: ``run.save()`` finalises that folder (the final totals, the metadata, the
+watched server's tables) instead of rewriting it. ``Run.load`` reads a streamed folder too,
+finalised or left by a crashed kernel; then ``run.complete`` is False and the repr says so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.notebook.rundata import Packed, RunData, Slot
+from notebookswarm.notebook.rundata import Packed, RunData, Slot, to_seconds
+from notebookswarm.notebook.store import FORMAT as STREAMED
+from notebookswarm.notebook.store import is_streamed
 from notebookswarm.notebook.view import RunView
 from notebookswarm.stats.histogram import Histogram
 
@@ -66,17 +74,53 @@ class Run(RunView):
     ) -> pd.DataFrame:
         return self._data.percentiles(q, start, end, by, corrected)
 
+    @property
+    def complete(self) -> bool:
+        """False for a streamed run whose controller ended before ``run.save()`` (a crash):
+        it holds every update written until then."""
+        return self._data.complete
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder this run streams to (or was loaded from, if streamed), else None."""
+        store = self._data.store
+        return store.folder if store is not None else None
+
+    def history_between(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """``history`` of the updates that ended in ``(start, end]`` (times as for
+        ``percentiles``); a streamed run reads only the minutes the window touches."""
+        if "history" not in self._frozen:
+            return self._data.history(start, end)
+        frame = self._frozen["history"]
+        seconds = frame["time"].astype("int64") / 1e9
+        lo, hi = to_seconds(start, -math.inf), to_seconds(end, math.inf)
+        return frame[(seconds > lo) & (seconds <= hi)].reset_index(drop=True)
+
     def __repr__(self) -> str:
         total = self.stats.iloc[-1]  # the Aggregated row; a loaded run has no RequestStats
+        note = ""
+        if not self.complete:
+            last = self._data.last
+            until = pd.Timestamp(last, unit="s", tz="UTC") if last is not None else "its start"
+            note = f", incomplete: the controller stopped before it was saved; data to {until}"
         return (
             f"<Run {total['requests']} requests, {total['failures']} failures, "
-            f"{self._data.duration():.1f} s>"
+            f"{self._data.duration():.1f} s{note}>"
         )
 
     # --- files -------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
-        """Write the run to folder ``path`` (Parquet + ``meta.json``); return the folder."""
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the run to folder ``path`` (Parquet + ``meta.json``); return the folder.
+
+        A streamed run is on disk already: with no ``path`` (or its own folder) this
+        finalises that folder in place, which ``Run.load`` then reads as complete.
+        """
+        store = self._data.store
+        if store is not None and (path is None or Path(path).resolve() == store.folder.resolve()):
+            return self._finalise()
+        if path is None:
+            raise ConfigError("this run was not streamed to disk: pass run.save(folder)")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         for name in (*_TABLES, *_SERVER_TABLES):
@@ -92,10 +136,30 @@ class Run(RunView):
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         return folder
 
+    def _finalise(self) -> Path:
+        store = self._data.store
+        assert store is not None
+        self._data.finalise()
+        for name in _SERVER_TABLES:
+            if name in self._frozen:
+                self._frozen[name].to_parquet(store.folder / f"{name}.parquet", index=False)
+        meta = store.meta()
+        meta.update(
+            complete=True,
+            meta=self.meta,
+            span=[self._data.first, self._data.last],
+        )
+        store.write_meta(meta)
+        self._data.complete = True
+        return store.folder
+
     @classmethod
     def load(cls, path: str | Path) -> Run:
-        """Read a run written by :meth:`save`."""
+        """Read a run written by :meth:`save`, or a streamed run folder (even one left by a
+        crash: ``run.complete`` is then False)."""
         folder = Path(path)
+        if is_streamed(folder):
+            return cls._load_streamed(folder)
         meta_file = folder / "meta.json"
         if not meta_file.is_file():
             raise ConfigError(
@@ -116,6 +180,23 @@ class Run(RunView):
         names = [*_TABLES, *(n for n in _SERVER_TABLES if (folder / f"{n}.parquet").is_file())]
         run._frozen = {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
         return run
+
+    @classmethod
+    def _load_streamed(cls, folder: Path) -> Run:
+        from notebookswarm.notebook.recover import load_streamed
+
+        data, meta = load_streamed(folder)
+        if meta.get("format") != STREAMED:
+            raise ConfigError(
+                f"{folder} was streamed in format {meta.get('format')!r}; this "
+                f"notebookswarm reads format {STREAMED}"
+            )
+        tables = {
+            name: pd.read_parquet(folder / f"{name}.parquet")
+            for name in _SERVER_TABLES
+            if (folder / f"{name}.parquet").is_file()
+        }
+        return cls(data, dict(meta.get("meta") or {"started": meta.get("started")}), tables)
 
     def to_html(self, path: str | Path, title: str = "notebookswarm run") -> Path:
         """Write one self-contained HTML report (works offline) to ``path``; return it."""

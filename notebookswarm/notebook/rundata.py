@@ -4,44 +4,58 @@
 thread, under the owner's lock) and answers with pandas DataFrames:
 
 - ``stats()``: cumulative, one row per endpoint plus ``Aggregated`` (see ``frames``);
-- ``history()``: tidy, one row per update (about one a second) per endpoint that had
-  requests in it, plus an ``Aggregated`` row for every update;
+- ``history(start, end)``: tidy, one row per update (about one a second) per endpoint that
+  had requests in it, plus an ``Aggregated`` row for every update;
 - ``errors()``, ``exceptions()``, ``workers()``;
 - ``percentiles(q, start, end, by)``: exact over a window, merged from stored histograms.
 
-Memory is bounded: history rows are scalars in typed arrays (about 100 bytes per
-endpoint and second), and the per-update histograms behind ``percentiles`` are packed
-into typed arrays; those older than ``fine_seconds`` (10 minutes) are merged per minute.
-An hour of 100 endpoints stays under 150 MB (tests/test_rundata.py measures it). Windows
-reaching back further than ``fine_seconds`` are therefore resolved to the minute.
+Streaming (``runs_dir``): every update is appended to a folder under ``runs_dir`` as it is
+ingested (see ``store``), so a crashed controller leaves a readable run. Memory then stays
+bounded over a day: history rows older than ``fine_seconds`` (10 minutes) are kept on disk
+only, and the histograms behind ``percentiles`` are merged per minute beyond
+``fine_seconds`` and per hour beyond ``minute_seconds`` (an hour). ``history`` and
+``percentiles`` read full resolution back from disk, only for the minutes their window
+touches. A 24-hour run of 100 endpoints keeps under 300 MB (docs/performance.md).
+
+Without ``runs_dir`` everything stays in memory: history rows in typed arrays (about 100
+bytes per endpoint and second) and histograms merged per minute beyond ``fine_seconds``,
+so windows reaching back further are resolved to the minute.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import math
+import sys
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from notebookswarm.cluster import protocol
+from notebookswarm.notebook import streamed
 from notebookswarm.notebook.frames import (
     AGGREGATED,
     errors_frame,
     exceptions_frame,
     stats_frame,
 )
+from notebookswarm.notebook.slots import Key, Packed, Slot, absorb, take_older
+from notebookswarm.notebook.store import RunStore
 from notebookswarm.stats.histogram import Histogram
 from notebookswarm.stats.requests import EndpointStats, RequestStats
+
+__all__ = ["HISTORY_COLUMNS", "WORKER_COLUMNS", "Packed", "RunData", "Slot"]
 
 _NS_PER_MS = 1_000_000
 #: The history's typed columns; the table is time, method, name and these, in this order.
 _INT_HEAD = ("requests", "failures")
-_FLOAT_COLUMNS = ("rps", "p50_ms", "p95_ms", "p99_ms", "p99_corrected_ms", "max_ms", "mean_ms")
+_FLOAT_COLUMNS = streamed.FLOAT_COLUMNS
 _INT_TAIL = ("users", "arrivals", "late", "dropped")
 HISTORY_COLUMNS = ["time", "method", "name", *_INT_HEAD, *_FLOAT_COLUMNS, *_INT_TAIL]
 WORKER_COLUMNS = [
@@ -58,47 +72,8 @@ WORKER_COLUMNS = [
     "overloaded",
     "error",
 ]
-
-
-@dataclass
-class Packed:
-    """A histogram packed into typed arrays: a few bytes per bucket, not a dict entry."""
-
-    buckets: array[int]
-    counts: array[int]
-    count: int
-    min: int
-    max: int
-
-    @classmethod
-    def pack(cls, hist: Histogram) -> Packed:
-        """Pack a histogram."""
-        keys = sorted(hist.buckets)
-        return cls(
-            array("I", keys),
-            array("Q", [hist.buckets[k] for k in keys]),
-            hist.count,
-            hist.min,
-            hist.max,
-        )
-
-    def unpack(self) -> Histogram:
-        """Rebuild the histogram."""
-        hist = Histogram()
-        hist.buckets = dict(zip(self.buckets, self.counts, strict=True))
-        hist.count, hist.min, hist.max = self.count, self.min, self.max
-        return hist
-
-
-@dataclass
-class Slot:
-    """The histograms of one span of time, per endpoint key ``(method, name)``."""
-
-    start: float
-    end: float
-    histograms: dict[tuple[str, str], Packed] = field(default_factory=dict)
-    #: From the intended start, where it differs (arrival-rate mode).
-    corrected: dict[tuple[str, str], Packed] = field(default_factory=dict)
+#: History rows leave memory in steps of at least this many seconds (one memmove a minute).
+_TRIM_STEP = 60.0
 
 
 class _Columns:
@@ -141,18 +116,63 @@ class _Columns:
         for name, value in values.items():
             self.floats[name].append(value)
 
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def trim(self, upto: float) -> None:
+        """Forget the rows stamped at or before ``upto`` (they are on disk)."""
+        k = bisect.bisect_right(self.time, upto)
+        del self.time[:k]
+        del self.endpoint[:k]
+        for ints in self.ints.values():
+            del ints[:k]
+        for floats in self.floats.values():
+            del floats[:k]
+
+    def batch(self, begin: int) -> Any:
+        """The rows from ``begin`` on, as an Arrow record batch for the store."""
+        return streamed.history_batch(self.time, self.endpoint, self.ints, self.floats, begin)
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        """Every column as a numpy array (copies: the arrays may grow meanwhile)."""
+        out: dict[str, np.ndarray[Any, Any]] = {
+            "time": np.array(self.time, dtype=np.float64),
+            "endpoint": np.array(self.endpoint, dtype=np.int32),
+        }
+        out.update({k: np.array(v, dtype=np.int64) for k, v in self.ints.items()})
+        out.update({k: np.array(v, dtype=np.float64) for k, v in self.floats.items()})
+        return out
+
 
 class RunData:
-    """The data of one run, fed with update frames, read as DataFrames."""
+    """The data of one run, fed with update frames, read as DataFrames.
 
-    def __init__(self, fine_seconds: float = 600.0) -> None:
+    ``runs_dir``: stream the run into a new folder under it (created at the first update
+    with requests; ``self.store.folder`` then names it); None keeps it in memory only.
+    """
+
+    def __init__(
+        self,
+        fine_seconds: float = 600.0,
+        runs_dir: str | Path | None = None,
+        minute_seconds: float = 3600.0,
+    ) -> None:
         self.fine_seconds = fine_seconds
+        self.minute_seconds = minute_seconds
+        self.runs_dir = runs_dir
+        self.store: RunStore | None = None
+        self.store_error: str | None = None  # why streaming stopped, if it did
+        #: False for a run recovered from a folder that was never finalised (a crash).
+        self.complete = True
         self.total = RequestStats()
-        self.slots: list[Slot] = []
-        self._coarse_until = 0  # slots before this index are merged per minute
+        self._hours: list[Slot] = []  # only when streaming: the disk keeps the minutes
+        self._minutes: list[Slot] = []
+        self._fine: list[Slot] = []
         self._columns = _Columns()
-        self._endpoints: list[tuple[str, str]] = []
-        self._codes: dict[tuple[str, str], int] = {}
+        self._cut = -math.inf  # history rows stamped at or before this are on disk only
+        self._endpoints: list[Key] = []
+        self._codes: dict[Key, int] = {}
+        self._named = 0  # endpoint codes written to the store
         self.workers_rows: list[dict[str, Any]] = []
         self.lost: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
@@ -169,7 +189,20 @@ class RunData:
         self.last_rps = 0.0
         self.last_failure_ratio = 0.0
 
-    def _code(self, key: tuple[str, str]) -> int:
+    @property
+    def slots(self) -> list[Slot]:
+        """Every stored slot, oldest first: hours, then minutes, then single updates."""
+        return [*self._hours, *self._minutes, *self._fine]
+
+    @slots.setter
+    def slots(self, slots: list[Slot]) -> None:
+        self._hours, self._minutes, self._fine = [], [], list(slots)
+
+    def fresh(self) -> RunData:
+        """Return an empty RunData with the same settings (a new folder when streaming)."""
+        return RunData(self.fine_seconds, self.runs_dir, self.minute_seconds)
+
+    def _code(self, key: Key) -> int:
         code = self._codes.get(key)
         if code is None:
             code = self._codes[key] = len(self._endpoints)
@@ -179,6 +212,9 @@ class RunData:
     def ingest(self, update: protocol.Update) -> None:
         """Add one update frame from the master (decoded and checked by the protocol)."""
         start, end = update.start, update.end
+        store = self._writing(update)
+        if store is not None and store.minute_ends(end):
+            self._guarded(self._checkpoint, store)  # the totals up to the last minute
         delta = RequestStats.from_wire(update.stats)
         self.total.merge(delta)
         self.state = update.state
@@ -188,9 +224,13 @@ class RunData:
         self.dropped = update.dropped
         self.overloaded = list(update.overloaded)
         self.workers_rows = [dataclasses.asdict(row) for row in update.workers]
-        self.lost += [dataclasses.asdict(lost) for lost in update.lost]
-        self.failures += [dataclasses.asdict(failure) for failure in update.failures]
+        lost = [dataclasses.asdict(lost) for lost in update.lost]
+        failures = [dataclasses.asdict(failure) for failure in update.failures]
+        self.lost += lost
+        self.failures += failures
         self.updates += 1
+        if store is not None:
+            self._guarded(_write_event, store, end, update.stats, lost, failures)
         if not update.reports:
             return  # a state change between seconds: no requests to tabulate
         if self.first is None:
@@ -200,11 +240,16 @@ class RunData:
         # updates: the update sent at a graceful stop comes early but holds a full report.
         span = update.span or end - start
         slot = Slot(start, end)
+        begin = len(self._columns)
+        rows: list[streamed.HistRow] = []
         for key, stats in delta.endpoints.items():
-            self._columns.add(end, self._code(key), stats, span, self.users)
-            slot.histograms[key] = Packed.pack(stats.latency)
+            code = self._code(key)
+            self._columns.add(end, code, stats, span, self.users)
+            slot.histograms[key] = packed = Packed.pack(stats.latency)
+            rows.append(_hist_row(code, False, packed, stats))
             if stats.corrected is not None:
-                slot.corrected[key] = Packed.pack(stats.corrected)
+                slot.corrected[key] = packed = Packed.pack(stats.corrected)
+                rows.append(_hist_row(code, True, packed, None))
         aggregated = delta.total()
         counts = (delta.arrivals, delta.late, delta.dropped)
         self.arrivals = tuple(a + b for a, b in zip(self.arrivals, counts, strict=True))
@@ -212,28 +257,90 @@ class RunData:
         self.last_rps = aggregated.requests / span if span > 0 else 0.0
         n = aggregated.requests
         self.last_failure_ratio = aggregated.failures / n if n else 0.0
-        self.slots.append(slot)
+        self._fine.append(slot)
+        if store is not None:
+            self._guarded(self._append, store, start, end, begin, rows)
         self._compact(end)
 
+    # --- streaming ---------------------------------------------------------------------
+
+    def _writing(self, update: protocol.Update) -> RunStore | None:
+        """The store to write this update to, created by the first update worth keeping."""
+        if self.runs_dir is None or self.store_error is not None:
+            return None
+        if self.store is None:
+            if not (update.reports or update.lost or update.failures):
+                return None
+            try:
+                self.store = RunStore.create(self.runs_dir, update.start)
+            except OSError as exc:
+                self._stop_streaming(exc)
+                return None
+        return self.store
+
+    def _guarded(self, write: Any, *args: Any) -> None:
+        try:
+            write(*args)
+        except OSError as exc:  # a full disk costs the stream, never the run in memory
+            self._stop_streaming(exc)
+
+    def _stop_streaming(self, exc: OSError) -> None:
+        where = self.store.folder if self.store is not None else self.runs_dir
+        self.store_error = f"streaming the run to {where} stopped: {exc}"
+        print(f"notebookswarm: {self.store_error}; the run stays in memory", file=sys.stderr)
+
+    def _append(
+        self, store: RunStore, start: float, end: float, begin: int, rows: list[Any]
+    ) -> None:
+        named = self._endpoints[self._named :]
+        if named:
+            store.add_endpoints((self._named + i, m, n) for i, (m, n) in enumerate(named))
+            self._named = len(self._endpoints)
+        batches = {"history": self._columns.batch(begin)}
+        if rows:
+            batches["histograms"] = streamed.histogram_batch(start, end, rows)
+        store.append(end, batches)
+
+    def _checkpoint(self, store: RunStore, name: str = "checkpoint.msgpack") -> None:
+        store.checkpoint(self.state_for_disk(), name)
+
+    def state_for_disk(self) -> dict[str, Any]:
+        """What a reader needs beside the rows: the totals and the last known state."""
+        return {
+            "until": self.last,
+            "first": self.first,
+            "total": self.total.to_wire(),
+            "state": self.state,
+            "users": self.users,
+            "target_users": self.target_users,
+            "spawn_rate": self.spawn_rate,
+            "dropped": self.dropped,
+            "arrivals": list(self.arrivals),
+            "updates": self.updates,
+            "workers": self.workers_rows,
+        }
+
+    def finalise(self) -> None:
+        """Write the final totals beside the streamed rows (what ``run.save()`` does)."""
+        if self.store is not None and self.store_error is None:
+            self._checkpoint(self.store, "final.msgpack")
+            self.store.flush()
+
+    def close(self) -> None:
+        """Close the stream's files (each closed minute is rewritten as Parquet)."""
+        if self.store is not None and self.store_error is None:
+            self._guarded(self.store.close)
+
     def _compact(self, now: float) -> None:
-        """Merge slots older than ``fine_seconds`` into one slot per minute."""
-        i = self._coarse_until
-        old = [s for s in self.slots[i:] if s.end < now - self.fine_seconds]
-        if not old:
+        """Merge old slots per minute (and per hour when streaming); drop old history rows."""
+        absorb(self._minutes, take_older(self._fine, now - self.fine_seconds), 60.0)
+        if self.store is None or self.store_error is not None:
             return
-        merged: list[Slot] = []
-        for slot in old:
-            minute = math.floor(slot.start / 60.0)
-            if merged and math.floor(merged[-1].start / 60.0) == minute:
-                _merge_into(merged[-1], slot)
-            elif self.slots[:i] and math.floor(self.slots[i - 1].start / 60.0) == minute:
-                _merge_into(self.slots[i - 1], slot)
-            else:
-                merged.append(
-                    Slot(slot.start, slot.end, dict(slot.histograms), dict(slot.corrected))
-                )
-        self.slots = self.slots[:i] + merged + self.slots[i + len(old) :]
-        self._coarse_until = i + len(merged)
+        absorb(self._hours, take_older(self._minutes, now - self.minute_seconds), 3600.0)
+        cut = now - self.fine_seconds
+        if cut - self._cut >= _TRIM_STEP:
+            self._columns.trim(cut)
+            self._cut = cut
 
     # --- reading -----------------------------------------------------------------------
 
@@ -247,23 +354,37 @@ class RunData:
         """Cumulative per-endpoint stats plus ``Aggregated`` (columns: see ``frames``)."""
         return stats_frame(self.total, self.duration())
 
-    def history(self) -> pd.DataFrame:
-        """One row per update per endpoint with requests, plus ``Aggregated`` every update."""
-        c = self._columns
-        codes = pd.Series(c.endpoint, dtype="int64")
+    def history(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """One row per update per endpoint with requests, plus ``Aggregated`` every update.
+
+        ``start``/``end`` (as for ``percentiles``) keep the updates that ended in
+        ``(start, end]``; rows older than the memory holds are read from disk.
+        """
+        lo, hi = to_seconds(start, -math.inf), to_seconds(end, math.inf)
+        parts = []
+        if self.store is not None and lo < self._cut:
+            table = self.store.read("history", lo, min(hi, self._cut))
+            if table is not None:
+                parts.append(streamed.history_columns(table))
+        memory = self._columns.arrays()
+        if lo > -math.inf or hi < math.inf:
+            keep = (memory["time"] > lo) & (memory["time"] <= hi)
+            memory = {k: v[keep] for k, v in memory.items()}
+        parts.append(memory)
+        columns = {k: np.concatenate([p[k] for p in parts]) for k in memory}
+        return self._history_frame(columns)
+
+    def _history_frame(self, c: Mapping[str, np.ndarray[Any, Any]]) -> pd.DataFrame:
+        codes = c["endpoint"].astype(np.int64)
         methods = pd.array([m for m, _ in self._endpoints], dtype="string")
         names = pd.array([n for _, n in self._endpoints], dtype="string")
         frame = pd.DataFrame(
             {
-                "time": pd.to_datetime(pd.Series(c.time, dtype="float64"), unit="s", utc=True),
-                "method": pd.Series(
-                    methods.take(codes.to_numpy()) if len(codes) else [], dtype="string"
-                ),
-                "name": pd.Series(
-                    names.take(codes.to_numpy()) if len(codes) else [], dtype="string"
-                ),
-                **{k: pd.Series(v, dtype="int64") for k, v in c.ints.items()},
-                **{k: pd.Series(v, dtype="float64") for k, v in c.floats.items()},
+                "time": pd.to_datetime(pd.Series(c["time"], dtype="float64"), unit="s", utc=True),
+                "method": pd.Series(methods.take(codes) if len(codes) else [], dtype="string"),
+                "name": pd.Series(names.take(codes) if len(codes) else [], dtype="string"),
+                **{k: pd.Series(c[k], dtype="int64") for k in (*_INT_HEAD, *_INT_TAIL)},
+                **{k: pd.Series(c[k], dtype="float64") for k in _FLOAT_COLUMNS},
             }
         )
         frame["time"] = frame["time"].astype("datetime64[ns, UTC]")
@@ -324,22 +445,17 @@ class RunData:
         ``start``/``end``: anything ``pd.Timestamp`` accepts (naive means UTC) or seconds
         since the epoch; None leaves that side open. ``by``: ``"name"``, ``"method"``,
         ``["method", "name"]`` or None for everything together. A request belongs to the
-        update that brought it (``history``'s ``time``); updates older than
-        ``fine_seconds`` are merged per minute.
+        update that brought it (``history``'s ``time``). In memory only, updates older
+        than ``fine_seconds`` are merged per minute; a streamed run reads the updates of
+        a merged span its window cuts through back from disk, so every window is exact.
         """
         qs = list(q)
-        lo, hi = _seconds(start, -math.inf), _seconds(end, math.inf)
+        lo, hi = to_seconds(start, -math.inf), to_seconds(end, math.inf)
         keys = _group_keys(by)
         merged: dict[tuple[str, ...], Histogram] = {}
-        for slot in self.slots:
-            if slot.end <= lo or slot.end > hi:
-                continue
-            for (method, name), packed in slot.histograms.items():
-                if corrected:
-                    packed = slot.corrected.get((method, name), packed)
-                group = tuple({"method": method, "name": name}[k] for k in keys)
-                hist = merged.setdefault(group, Histogram())
-                hist.merge(packed.unpack())
+        for (method, name), hist in self._window(lo, hi, corrected):
+            group = tuple({"method": method, "name": name}[k] for k in keys)
+            merged.setdefault(group, Histogram()).merge(hist)
         columns = [_label(x) for x in qs]
         rows = []
         for group, hist in sorted(merged.items()):
@@ -355,32 +471,78 @@ class RunData:
         )
         return frame.set_index(keys) if keys else frame
 
+    def _window(self, lo: float, hi: float, corrected: bool) -> Iterator[tuple[Key, Histogram]]:
+        """The histograms of the updates that ended in ``(lo, hi]``, per endpoint."""
+        cuts: list[tuple[float, float]] = []
+        streaming = self.store is not None
+        merged = self._hours + self._minutes if streaming else []
+        for slot in merged:  # the disk holds their updates: cut them exactly
+            if slot.end <= lo or slot.start >= hi:
+                continue
+            if lo <= slot.start and slot.end <= hi:
+                yield from _histograms(slot, corrected)
+            else:
+                cuts.append((max(lo, slot.start), min(hi, slot.end)))
+        for slot in self._fine if streaming else self.slots:
+            if lo < slot.end <= hi:  # in memory only, a merged slot counts by its end
+                yield from _histograms(slot, corrected)
+        for a, b in cuts:
+            assert self.store is not None
+            table = self.store.read("histograms", a, b)
+            if table is not None:
+                rows = streamed.choose(table, corrected)
+                for code, hist in streamed.merge_rows(rows).items():
+                    yield self._endpoints[code], hist
+
     def snapshot(self) -> RunData:
-        """Return an independent copy (what ``Swarm.result()`` hands out)."""
+        """Return an independent copy (what ``Swarm.result()`` hands out); a streamed copy
+        reads the same folder, up to its own last update."""
         return copy.deepcopy(self)
 
 
-def _merge_into(target: Slot, slot: Slot) -> None:
-    target.end = max(target.end, slot.end)
-    for key in set(target.corrected) | set(slot.corrected):  # before histograms change
-        mine = target.corrected.get(key) or target.histograms.get(key)
-        theirs = slot.corrected.get(key) or slot.histograms.get(key)
-        target.corrected[key] = _sum(mine, theirs)
+def _histograms(slot: Slot, corrected: bool) -> Iterator[tuple[Key, Histogram]]:
     for key, packed in slot.histograms.items():
-        target.histograms[key] = _sum(target.histograms.get(key), packed)
+        if corrected:
+            packed = slot.corrected.get(key, packed)
+        yield key, packed.unpack()
 
 
-def _sum(a: Packed | None, b: Packed | None) -> Packed:
-    if a is None or b is None:
-        result = a or b
-        assert result is not None
-        return result
-    hist = a.unpack()
-    hist.merge(b.unpack())
-    return Packed.pack(hist)
+def _hist_row(code: int, corrected: bool, packed: Packed, stats: EndpointStats | None) -> Any:
+    counters = (
+        (0, 0, 0, 0)
+        if stats is None
+        else (stats.requests, stats.failures, stats.total_ns, stats.bytes)
+    )
+    return streamed.HistRow(
+        code,
+        corrected,
+        packed.buckets,
+        packed.counts,
+        (*counters, packed.count, packed.min, packed.max),
+    )
 
 
-def _seconds(value: Any, default: float) -> float:
+def _write_event(
+    store: RunStore,
+    end: float,
+    stats: Mapping[str, Any],
+    lost: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
+) -> None:
+    event: dict[str, Any] = {"end": end}
+    for key in ("err", "exc", "arr"):
+        if stats.get(key):
+            event[key] = stats[key]
+    if lost:
+        event["lost"] = lost
+    if failures:
+        event["failures"] = failures
+    if len(event) > 1:
+        store.add_event(event)
+
+
+def to_seconds(value: Any, default: float) -> float:
+    """Epoch seconds of a time given as ``pd.Timestamp`` accepts (naive: UTC) or seconds."""
     if value is None:
         return default
     if isinstance(value, int | float):
