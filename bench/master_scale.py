@@ -158,9 +158,9 @@ def run(
     :func:`ingest_cost`.
     """
     from notebookswarm.cluster import protocol
+    from notebookswarm.cluster.config import MasterConfig
     from notebookswarm.cluster.control import ControlClient
     from notebookswarm.cluster.launch import start_master
-    from notebookswarm.cluster.master_state import MasterConfig
 
     config = MasterConfig(heartbeat_timeout=10.0, controller_timeout=60.0)
     master = start_master(config)

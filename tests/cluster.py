@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master, start_worker
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.stats.requests import RequestStats
 

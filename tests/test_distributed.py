@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from notebookswarm.cluster import protocol
-from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.testing import CountingServer, process_gone
 
 from cluster import Cluster
@@ -173,7 +173,7 @@ CONTROLLER_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from cluster import Cluster
-from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.cluster.config import MasterConfig
 
 swarm = Cluster(MasterConfig(heartbeat_interval=0.5, controller_timeout=3.0), workers=2)
 swarm.joined(2)

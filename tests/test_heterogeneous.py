@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import NotebookSwarmError
 from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.testing import CountingServer, wait_until

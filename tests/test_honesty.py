@@ -10,7 +10,8 @@ import pytest
 
 import notebookswarm as nbs
 from notebookswarm.cluster import protocol
-from notebookswarm.cluster.master_state import OVERLOADED_CPU, OVERLOADED_LAG, MasterConfig
+from notebookswarm.cluster.config import MasterConfig
+from notebookswarm.cluster.master_state import OVERLOADED_CPU, OVERLOADED_LAG
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import wait_until
 

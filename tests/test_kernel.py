@@ -55,7 +55,7 @@ def test_killing_the_kernel_ends_the_swarm() -> None:
         k.run(DEFINE)
         pids = k.run(
             f"""
-            from notebookswarm.cluster.master_state import MasterConfig
+            from notebookswarm.cluster.config import MasterConfig
             config = nbs.SwarmConfig(master=MasterConfig(controller_timeout=3.0))
             swarm = nbs.Swarm(Contestant, host={target.url!r}, workers=2, config=config)
             swarm.start(users=6, spawn_rate=20)

@@ -15,10 +15,10 @@ import pytest
 import zmq
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient, MasterUnreachable
 from notebookswarm.cluster.keys import keygen
 from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.swarm import Swarm
 from notebookswarm.testing import wait_until

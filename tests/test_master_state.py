@@ -15,8 +15,9 @@ import msgpack
 import pytest
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.dispatch import split_rate
-from notebookswarm.cluster.master_state import MasterConfig, MasterState, Out
+from notebookswarm.cluster.master_state import MasterState, Out
 from notebookswarm.stats.requests import RequestStats
 
 T0 = 1000.0

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.stats.names import OVERFLOW_NAME
 from notebookswarm.testing import CountingServer

@@ -14,9 +14,9 @@ import pytest
 
 import notebookswarm as nbs
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import CountingServer, wait_until

@@ -16,9 +16,9 @@ import pytest
 
 import notebookswarm as nbs
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master, start_worker
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.notebook.run import Run

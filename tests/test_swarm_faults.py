@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import CountingServer, descendants, process_gone, wait_until

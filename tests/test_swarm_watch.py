@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import notebookswarm as nbs
-from notebookswarm.cluster.master_state import MasterConfig
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 

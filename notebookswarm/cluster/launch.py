@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.master import check_bind
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import NotebookSwarmError
 
 

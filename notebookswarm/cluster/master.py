@@ -28,8 +28,9 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.keys import HANDSHAKE_FAILURES
-from notebookswarm.cluster.master_state import Channel, MasterConfig, MasterState, Out
+from notebookswarm.cluster.master_state import Channel, MasterState, Out
 from notebookswarm.errors import ConfigError
 
 _DRAIN_AT_MOST = 500

@@ -16,7 +16,6 @@ says so until you do); 3. list it in ``docs/distributed.md`` (Protocol); 4. test
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal, assert_never
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.dispatch import (
     UserClassSpec,
     WorkerCapacity,
@@ -33,7 +33,7 @@ from notebookswarm.cluster.dispatch import (
     split_users,
 )
 from notebookswarm.errors import ConfigError
-from notebookswarm.stats.names import DEFAULT_MAX_NAMES, DEFAULT_WARN_NAMES, NameLimit
+from notebookswarm.stats.names import NameLimit
 from notebookswarm.stats.requests import RequestStats
 
 #: Above this CPU % or event-loop lag (s), a worker's latencies include its own delay.
@@ -47,62 +47,6 @@ _MAX_RATE = 1e7
 Channel = Literal["worker", "control"]
 Out = tuple[Channel, bytes, protocol.Message]
 """A message to send: on which socket, to which peer identity, what."""
-
-
-@dataclass(frozen=True)
-class MasterConfig:
-    """Timing of the master and of the workers that join it (seconds).
-
-    ``standalone``: a service that outlives its controllers (no ``controller_timeout``).
-    """
-
-    heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 5.0
-    master_timeout: float = 10.0
-    controller_timeout: float = 15.0
-    report_interval: float = 1.0
-    update_interval: float = 1.0
-    #: Updates go out this long after each wall-clock second, once the workers' reports
-    #: for that second (sent on the second) have arrived.
-    update_delay: float = 0.3
-    standalone: bool = False
-    saturated_cpu: float = 90.0
-    saturated_beats: int = 3
-    #: Distinct request names across the swarm past which the controller is warned.
-    warn_names: int = DEFAULT_WARN_NAMES
-    #: Distinct request names the swarm keeps; later new ones fold into "<other names>".
-    max_names: int = DEFAULT_MAX_NAMES
-    #: Updates kept for a controller that comes back after its link dropped (15 min).
-    replay_updates: int = 900
-
-    def to_json(self) -> str:
-        """Serialise every field, for the trip to a master process (``--config``)."""
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> MasterConfig:
-        """Read a config written by :meth:`to_json`; unknown or ill-typed fields are refused."""
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"--config is not JSON ({exc}): pass MasterConfig.to_json()"
-            ) from None
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"--config must be a JSON object of MasterConfig fields, got {text!r}"
-            )
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"--config has unknown fields {unknown}: use {sorted(known)}")
-        for name, value in values.items():
-            kind = type(getattr(cls(), name))
-            if kind is float and type(value) is int:
-                values[name] = value = float(value)
-            if type(value) is not kind:
-                raise ConfigError(f"--config {name}={value!r}: expected {kind.__name__}")
-        return cls(**values)
 
 
 @dataclass

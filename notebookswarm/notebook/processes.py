@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 
 

@@ -32,8 +32,8 @@ import pandas as pd
 
 from notebookswarm._checks import check_count, check_rate
 from notebookswarm.cluster import protocol
+from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
-from notebookswarm.cluster.master_state import MasterConfig
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.events_host import ControllerEvents
 from notebookswarm.notebook.follower import ShapeFollower
@@ -61,6 +61,9 @@ class SwarmConfig:
     exclude_tags: tuple[str, ...] = ()
     join_timeout: float = 60.0
     raw_samples_file: str | None = None  # test hook: every latency, tagged by report
+    #: Stream each run into a folder named by its start time under this one (relative to
+    #: the current directory when the run starts); None keeps runs in memory only.
+    runs_dir: str | None = "notebookswarm-runs"
 
 
 class Swarm(RunView):
@@ -88,7 +91,7 @@ class Swarm(RunView):
         self.config = config or SwarmConfig()
         self.host = check_host(host) if host is not None else None
         self._lock = threading.Lock()
-        self._data = RunData()
+        self._data = RunData(runs_dir=self.config.runs_dir)
         self._callbacks: list[FrameCallback] = []
         self._iterators: list[queue.SimpleQueue[protocol.Update | None]] = []
         self._state_changed = threading.Condition(self._lock)
@@ -494,7 +497,7 @@ class Swarm(RunView):
         """Forget the statistics so far (here and in the master); the swarm keeps running."""
         self._command(protocol.ResetStats())
         with self._lock:
-            self._data = RunData(self._data.fine_seconds)
+            self._data = self._data.fresh()  # a new folder too, when streaming
 
     def dashboard(self, window: float = 900.0) -> Any:
         """Return a live widget: sliders and buttons that steer, charts that follow the swarm.
@@ -593,6 +596,7 @@ class Swarm(RunView):
             self._events.fire_quitting()
         with self._lock:
             self._data.state = "closed"
+            self._data.close()  # the stream's last minute rewritten as Parquet
             self._state_changed.notify_all()
             iterators = list(self._iterators)
         for sink in iterators:
