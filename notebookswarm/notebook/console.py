@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -124,3 +125,27 @@ class LiveTable:
     def release(self) -> None:
         """Leave what was drawn where it is; what follows is printed below it."""
         self._drawn = 0
+
+
+class Progress:
+    """A progress line: redrawn in place on a terminal or in Jupyter, else a line now and then."""
+
+    def __init__(self, total: float, every: float = 5.0) -> None:
+        self.in_place = _redraws_in_place()
+        self.every = every
+        self.next = 0.0
+
+    def show(self, elapsed: float, line: str, final: bool = False) -> None:
+        """Show ``line`` (at ``elapsed`` seconds); the final one ends the line."""
+        if self.in_place:
+            print("\r" + line, end="\n" if final else "", flush=True)
+        elif final or elapsed >= self.next:
+            print(line, flush=True)
+            self.next = elapsed + self.every
+
+
+def _redraws_in_place() -> bool:
+    out = sys.stdout
+    if getattr(out, "isatty", lambda: False)():
+        return True
+    return type(out).__module__.startswith("ipykernel")  # Jupyter's output honours \r

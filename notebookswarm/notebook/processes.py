@@ -12,7 +12,9 @@ import contextlib
 import os
 import subprocess
 import time
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.config import MasterConfig
@@ -97,3 +99,39 @@ def shutdown(client: ControlClient, processes: LocalProcesses | None) -> None:
         except subprocess.TimeoutExpired:
             reap(proc, timeout=1)
     processes.master.stop()
+
+
+_Method = Callable[..., Any]
+
+
+def weakly(owner: Any, method: _Method) -> Callable[..., Any]:
+    """Call ``method(owner, *args)`` while ``owner`` lives; do nothing once it is collected.
+
+    Threads and the control client hold these instead of bound methods, so they never keep
+    a swarm alive that the notebook dropped.
+    """
+    ref = weakref.ref(owner)
+
+    def call(*args: Any) -> Any:
+        swarm = ref()
+        return None if swarm is None else method(swarm, *args)
+
+    return call
+
+
+def describe_dead(dead: list[tuple[int, int]]) -> str:
+    return ", ".join(f"pid {pid} exited with status {code}" for pid, code in dead)
+
+
+def await_remote_workers(
+    count: int, rows: Callable[[], list[protocol.WorkerRow]], timeout: float
+) -> None:
+    """Wait until ``count`` workers of a remote master are live."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for r in rows() if r.state != "lost" and r.error is None) < count:
+        if time.monotonic() > deadline:
+            raise NotebookSwarmError(
+                f"fewer than {count} workers joined the master within {timeout:g} s: "
+                "start workers with `notebookswarm worker --master tcp://HOST:PORT`"
+            )
+        time.sleep(0.05)

@@ -12,6 +12,13 @@
 
 Frames from the master arrive on a background thread (the control client's), so data keeps
 coming while a cell blocks and while the kernel is idle. Nothing here imports gevent.
+
+``Swarm`` is the one object a notebook holds, so its many public methods live together
+here; each is a short door to the part that does the work: the processes
+(:mod:`~notebookswarm.notebook.processes`), the shape follower
+(:mod:`~notebookswarm.notebook.follower`), the DataFrames (:mod:`~notebookswarm.notebook.view`,
+:mod:`~notebookswarm.notebook.rundata`), the watched server (:mod:`~notebookswarm.notebook.watch`)
+and a locustfile's events (:mod:`~notebookswarm.notebook.events_host`).
 """
 
 from __future__ import annotations
@@ -35,10 +42,18 @@ from notebookswarm.cluster import protocol
 from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.cluster.control import ControlClient
 from notebookswarm.errors import ConfigError, NotebookSwarmError
+from notebookswarm.notebook.console import Progress
 from notebookswarm.notebook.events_host import ControllerEvents
 from notebookswarm.notebook.follower import ShapeFollower
 from notebookswarm.notebook.loading import UserCode, load_user_code
-from notebookswarm.notebook.processes import LocalProcesses, shutdown, worker_count
+from notebookswarm.notebook.processes import (
+    LocalProcesses,
+    await_remote_workers,
+    describe_dead,
+    shutdown,
+    weakly,
+    worker_count,
+)
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
@@ -105,17 +120,17 @@ class Swarm(RunView):
         self._file_shape: Any = None
         self._watcher: Watcher | None = None  # the server's side, sampled on the run's grid
         self._follower = ShapeFollower(
-            set_users=_weakly(self, lambda swarm, n: swarm._steer(users=n)),
-            set_rate=_weakly(self, lambda swarm, rate: swarm._steer(rate=rate)),
-            stop=_weakly(self, lambda swarm: swarm.stop()),
-            changed=_weakly(self, lambda swarm: swarm._notify()),
+            set_users=weakly(self, lambda swarm, n: swarm._steer(users=n)),
+            set_rate=weakly(self, lambda swarm, rate: swarm._steer(rate=rate)),
+            stop=weakly(self, lambda swarm: swarm.stop()),
+            changed=weakly(self, lambda swarm: swarm._notify()),
         )
         code = self._load_code(users, user_classes) if users or master is None else None
         if code is not None and code.loaded is not None:
             self._events = ControllerEvents(
                 code.loaded,
-                quit=_weakly(self, lambda swarm: swarm.stop()),
-                worker_count=_weakly(self, lambda swarm: len(swarm._worker_rows())),
+                quit=weakly(self, lambda swarm: swarm.stop()),
+                worker_count=weakly(self, lambda swarm: len(swarm._worker_rows())),
             )
         if master is not None:
             self._attach(master, keys, code, workers)
@@ -129,7 +144,7 @@ class Swarm(RunView):
         # to any more is collected and its processes end (a re-run notebook cell).
         self._finalizer = weakref.finalize(self, shutdown, self._client, self._processes)
         try:
-            self._client.on_update(_weakly(self, Swarm._on_update))
+            self._client.on_update(weakly(self, Swarm._on_update))
             self._client.request(code.command)
             self._processes.start_workers(count)
             self._processes.await_workers(count, self._worker_rows, self.config.join_timeout)
@@ -154,7 +169,7 @@ class Swarm(RunView):
         # The master is not ours: closing this swarm leaves it (and its workers) running.
         self._finalizer = weakref.finalize(self, shutdown, self._client, None)
         try:
-            self._client.on_update(_weakly(self, Swarm._on_update))
+            self._client.on_update(weakly(self, Swarm._on_update))
             status = self._client.request(protocol.Hail(), timeout=self.config.join_timeout)
             with self._lock:
                 self._data.state = status.state
@@ -162,7 +177,7 @@ class Swarm(RunView):
                 return
             self._client.request(code.command)  # refused while a swarm runs there
             if isinstance(workers, int) and not isinstance(workers, bool):
-                _await_rows(workers, self._worker_rows, self.config.join_timeout)
+                await_remote_workers(workers, self._worker_rows, self.config.join_timeout)
         except BaseException:
             self.close()
             raise
@@ -327,8 +342,7 @@ class Swarm(RunView):
         dead = self._processes.dead_workers()
         if len(dead) == len(self._processes.workers):
             raise NotebookSwarmError(
-                f"no live worker left ({_describe_dead(dead)}): "
-                "close this swarm and start a new one"
+                f"no live worker left ({describe_dead(dead)}): close this swarm and start a new one"
             )
 
     def wait(self, until: str | float = "spawned", timeout: float | None = None) -> None:
@@ -373,7 +387,7 @@ class Swarm(RunView):
         if self._processes is not None and not self._closed:
             dead = self._processes.dead_workers()
             if dead:
-                raise NotebookSwarmError(f"a worker process died: {_describe_dead(dead)}")
+                raise NotebookSwarmError(f"a worker process died: {describe_dead(dead)}")
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop every user gracefully and wait until the last statistics have arrived."""
@@ -707,52 +721,6 @@ class SwarmTargets(NamedTuple):
     spawn_rate: float
 
 
-class Progress:
-    """A progress line: redrawn in place on a terminal or in Jupyter, else a line now and then."""
-
-    def __init__(self, total: float, every: float = 5.0) -> None:
-        self.in_place = _redraws_in_place()
-        self.every = every
-        self.next = 0.0
-
-    def show(self, elapsed: float, line: str, final: bool = False) -> None:
-        """Show ``line`` (at ``elapsed`` seconds); the final one ends the line."""
-        if self.in_place:
-            print("\r" + line, end="\n" if final else "", flush=True)
-        elif final or elapsed >= self.next:
-            print(line, flush=True)
-            self.next = elapsed + self.every
-
-
-def _redraws_in_place() -> bool:
-    out = sys.stdout
-    if getattr(out, "isatty", lambda: False)():
-        return True
-    return type(out).__module__.startswith("ipykernel")  # Jupyter's output honours \r
-
-
-_Method = Callable[..., Any]
-
-
-def _weakly(owner: Swarm, method: _Method) -> Callable[..., Any]:
-    """Call ``method(owner, *args)`` while ``owner`` lives; do nothing once it is collected.
-
-    Threads and the control client hold these instead of bound methods, so they never keep
-    a swarm alive that the notebook dropped.
-    """
-    ref = weakref.ref(owner)
-
-    def call(*args: Any) -> Any:
-        swarm = ref()
-        return None if swarm is None else method(swarm, *args)
-
-    return call
-
-
-def _describe_dead(dead: list[tuple[int, int]]) -> str:
-    return ", ".join(f"pid {pid} exited with status {code}" for pid, code in dead)
-
-
 def _check_users(users: object) -> int:
     return check_count("users", users, 1, ": use stop() to run none")
 
@@ -767,15 +735,3 @@ def _check_arrivals(kind: str) -> Literal["constant", "poisson"]:
     if kind == "poisson":
         return "poisson"
     raise ConfigError(f"arrivals must be 'constant' or 'poisson', got {kind!r}")
-
-
-def _await_rows(count: int, rows: Callable[[], list[protocol.WorkerRow]], timeout: float) -> None:
-    """Wait until ``count`` workers of a remote master are live."""
-    deadline = time.monotonic() + timeout
-    while sum(1 for r in rows() if r.state != "lost" and r.error is None) < count:
-        if time.monotonic() > deadline:
-            raise NotebookSwarmError(
-                f"fewer than {count} workers joined the master within {timeout:g} s: "
-                "start workers with `notebookswarm worker --master tcp://HOST:PORT`"
-            )
-        time.sleep(0.05)
