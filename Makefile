@@ -48,8 +48,10 @@ dist: $(VENV)/.installed-test
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
+# The package, and the worker-side tests (tests/patched: real modules, strict like the package).
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
+	MYPYPATH=tests $(VENV)/bin/mypy tests/patched
 
 # deploy/kubernetes/ from the Helm chart (Helm's own library, no binary, no cluster).
 # tests/deploy/test_manifests.py fails while they differ.
@@ -73,8 +75,10 @@ db-deps:
 	  echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# Two lanes: the main suite, then the worker-side tests in one gevent-patched interpreter.
 unit: $(VENV)/.installed-test browser-deps db-deps
 	$(VENV)/bin/pytest
+	$(PY) tests/patched/run.py
 
 test: lint typecheck unit
 

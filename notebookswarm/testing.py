@@ -9,6 +9,9 @@ target actually received::
         target.route("/broken", status=503)
         ... run users against target.url ...
         assert target.count("GET", "/") == stats_for_get_root
+
+:func:`wait_until` waits for a condition with a deadline (instead of a sleep), and
+:class:`FakeClock` stands in for ``time.monotonic`` where code takes a ``clock=``.
 """
 
 from __future__ import annotations
@@ -177,6 +180,38 @@ def process_gone(pid: int) -> bool:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
+
+
+class FakeClock:
+    """A clock for tests that moves only when told: pass it where code takes ``clock=``.
+
+    Calling it returns :attr:`now` (0.0 to begin with, or ``start``); :meth:`advance`
+    moves it forward. Code that reads time through it (the engine's ramp and arrivals,
+    the HTTP pool's idle checks, the dashboard's throttle) sees exactly the times a test
+    sets, so the test needs no sleeping::
+
+        clock = FakeClock()
+        runtime = Runtime([Visitor], StatsRecorder(), clock=clock)
+        runtime.set_targets({"Visitor": 8}, spawn_rate=40)  # one user due every 25 ms
+        clock.advance(0.11)                                 # five are due by now
+        wait_until(lambda: runtime.user_count() == 5, message="five users")
+
+    Only the readings are fake: code that sleeps until a reading still waits in real
+    time between readings (briefly, since it sleeps for the fake delay at most).
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock ``seconds`` forward (never back) and return the new time."""
+        if not seconds >= 0:
+            raise ValueError(f"a clock only moves forward: advance({seconds!r})")
+        self.now += seconds
+        return self.now
 
 
 def wait_until(

@@ -1,8 +1,7 @@
 """A keep-alive HTTP/1.1 test target on threads in the pytest process.
 
-Shared by the HTTP client tests (``test_fasthttp``, ``test_leanadapter``) through the
-``server`` fixture in conftest: the clients run in monkey-patched subprocesses, the target
-here, so a test sees what reached it.
+Shared by the HTTP client tests (``tests/patched/``) through the ``server`` fixture in
+conftest: client and target run in the same process, so a test sees what reached it.
 """
 
 from __future__ import annotations
@@ -20,19 +19,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RECORDER", "Handler", "Target", "self_signed", "serve_tls"]
+__all__ = ["Handler", "ListRecorder", "Target", "self_signed", "serve_tls"]
 
-#: Source of a recorder for client scripts run in subprocesses: keeps every request.
-RECORDER = """
-class Recorder:
-    def __init__(self):
-        self.requests = []
-    def record_request(self, method, name, latency_ns, nbytes, error):
+
+class ListRecorder:
+    """A recorder for client tests: keeps ``[method, name, nbytes, error]`` per request."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[Any]] = []
+
+    def record_request(
+        self, method: str, name: str, latency_ns: int, nbytes: int, error: str | None
+    ) -> None:
         assert latency_ns > 0
         self.requests.append([method, name, nbytes, error])
-    def record_exception(self, exc):
+
+    def record_exception(self, exc: BaseException) -> None:
         raise AssertionError(f"user exception recorded: {exc!r}")
-"""
 
 
 class Target(ThreadingHTTPServer):
@@ -126,7 +129,11 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "/twice":  # a field sent twice: clients join the values
             self.reply(200, b"two", {"X-Twice": "one", "x-twice": "two"})
         elif route == "/echo":  # what arrived, as JSON
-            seen = {"method": self.command, "path": self.path, "body": body.decode()}
+            seen: dict[str, Any] = {
+                "method": self.command,
+                "path": self.path,
+                "body": body.decode(),
+            }
             seen["headers"] = {k.lower(): v for k, v in self.headers.items()}
             self.reply(200, json.dumps(seen).encode(), {"Content-Type": "application/json"})
         elif route == "/text-latin1":

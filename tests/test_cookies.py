@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from notebookswarm._http.cookies import CookieJar
+
+from fresh import python_output
 
 NOW = 1_800_000_000.0  # a fixed "now" for every expiry
 
@@ -99,15 +98,6 @@ def test_ip_hosts_match_only_themselves() -> None:
 
 
 def test_importing_cookies_does_not_import_gevent() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, notebookswarm._http.cookies; print('gevent' in sys.modules)",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert done.stdout.strip() == "False"
+    """Importing the cookie jar in a fresh interpreter leaves gevent unimported."""
+    code = "import sys, notebookswarm._http.cookies; print('gevent' in sys.modules)"
+    assert python_output(code) == "False"

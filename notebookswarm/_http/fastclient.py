@@ -42,7 +42,7 @@ import contextlib
 import json as jsonlib
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.client import (
     BadStatusLine,
     HTTPException,
@@ -599,8 +599,11 @@ class ConnectionPool:
         connection_timeout: float = DEFAULT_TIMEOUT,
         insecure: bool = False,
         ssl_context: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``ssl_context`` (a gevent ssl context) replaces the default one for https."""
+        """``ssl_context`` (a gevent ssl context) replaces the default one for https;
+        ``clock`` is what the idle time of a connection is measured on."""
+        self.clock = clock
         self.connection_timeout = connection_timeout
         self.insecure = insecure
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -686,7 +689,7 @@ class ConnectionPool:
     def _take_idle(self, idle: list[_Connection] | None) -> _Connection | None:
         while idle:
             connection = idle.pop()
-            if time.monotonic() - connection.idle_since < IDLE_CHECK_AFTER_S:
+            if self.clock() - connection.idle_since < IDLE_CHECK_AFTER_S:
                 return connection
             if not _is_dropped(connection.sock):
                 return connection
@@ -698,7 +701,7 @@ class ConnectionPool:
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
+        connection.idle_since = self.clock()
         idle.append(connection)
 
     def _connect(self, origin: Origin, timeout: float | None) -> _Connection:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -61,7 +61,10 @@ class ArrivalRunner:
         recorder: StatsRecorder,
         context: UserContext,
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` is what arrivals fall due by and lateness is measured on."""
+        self.clock = clock
         self.classes = dict(classes)
         self.weights = [max(0, cls.weight) or 0 for cls in self.classes.values()]
         if not any(self.weights):
@@ -99,18 +102,19 @@ class ArrivalRunner:
         return counts
 
     def _arrive(self) -> None:
-        due = time.monotonic()
+        due = self.clock()
         while True:
             self._changed.clear()
             rate = self.rate
             if rate <= 0:
                 self._changed.wait()
-                due = time.monotonic()
+                due = self.clock()
                 continue
-            delay = due - time.monotonic()
-            if delay > 0 and self._changed.wait(delay):
-                due = max(due - delay, time.monotonic())  # the new rate applies from now
-                continue
+            delay = due - self.clock()
+            if delay > 0:
+                if self._changed.wait(delay):
+                    due = max(due - delay, self.clock())  # the new rate applies from now
+                continue  # read the clock again: an arrival never starts early by it
             self._dispatch(due)
             due = next_due(due, rate, self.poisson, self.rng)
 
@@ -151,7 +155,7 @@ class ArrivalRunner:
     def _serve(self, user: User, due: float) -> None:
         recorder: Any = user.context.recorder
         while True:
-            late_ns = max(0, int((time.monotonic() - due) * 1e9))
+            late_ns = max(0, int((self.clock() - due) * 1e9))
             if late_ns > LATE_NS:
                 self.recorder.current.late += 1
             recorder.late_ns = late_ns

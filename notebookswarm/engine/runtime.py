@@ -91,8 +91,11 @@ class Runtime:
         classes: Sequence[type[User]],
         recorder: StatsRecorder,
         config: RuntimeConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` is what the ramp paces starts by (a test passes a fake one)."""
         self.config = config or RuntimeConfig()
+        self.clock = clock
         self.classes = {cls.__name__: cls for cls in check_user_classes(classes)}
         check_hosts(self.classes.values(), self.config.host)  # before any user, not per task
         self.recorder = recorder
@@ -152,12 +155,14 @@ class Runtime:
                 self._spawner.kill()
                 self._spawner = None
             self._stop_all(self.config.stop_timeout)
-            self.arrivals = ArrivalRunner(self.classes, self.recorder, self.context)
+            self.arrivals = ArrivalRunner(
+                self.classes, self.recorder, self.context, clock=self.clock
+            )
         self.arrivals.set_rate(rate, max_users, poisson, max_backlog)
         self.state = RUNNING
 
     def _ramp(self, targets: dict[str, int], rate: float) -> None:
-        start = time.monotonic()
+        start = self.clock()
         step = 0
         # Counted here, not read back: a user that stops itself during the ramp (StopUser,
         # sys.exit()) is not replaced by it, as after it; the next set_targets replaces it.
@@ -171,8 +176,8 @@ class Runtime:
                 continue
             if rate == 0:
                 break
-            delay = step_time(start, step, rate) - time.monotonic()
-            if delay > 0:
+            # Read the clock again after each sleep: a start is never early by the clock.
+            while (delay := step_time(start, step, rate) - self.clock()) > 0:
                 gevent.sleep(delay)
             self._start_user(self.classes[name])
             step += 1
