@@ -17,6 +17,7 @@ from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import reap, start_master, start_worker
 from notebookswarm.notebook.loading import load_code_for_file
 from notebookswarm.stats.requests import RequestStats
+from notebookswarm.testing import wait_until
 
 
 class Cluster:
@@ -63,10 +64,7 @@ class Cluster:
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll until ``condition()``; return the seconds it took, fail after ``timeout``."""
         start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > timeout:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.02)
+        wait_until(condition, timeout, message=what)
         return time.monotonic() - start
 
     def load(self, source: str, host: str) -> None:

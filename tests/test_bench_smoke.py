@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from notebookswarm.testing import descendants
+from notebookswarm.testing import descendants, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -106,7 +105,4 @@ def test_smoke_run_measures_every_part_and_leaves_no_process(tmp_path: Path) -> 
 
     for heading in ("Requests per generator CPU-second", "Memory per waiting user", "Master"):
         assert heading in proc.stdout
-    deadline = time.monotonic() + 5
-    while (left := descendants() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left
+    wait_until(lambda: not descendants() - before, timeout=5, message="no stray process")

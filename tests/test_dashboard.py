@@ -35,7 +35,7 @@ from notebookswarm.notebook.dashboard_panels import (
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.watch import ServerRow
 from notebookswarm.stats.requests import RequestStats
-from notebookswarm.testing import CountingServer
+from notebookswarm.testing import CountingServer, FakeClock, wait_until
 
 from updates import as_update
 
@@ -340,18 +340,10 @@ class FakeSwarm:
         return lambda *args, **kwargs: self.calls.append((name, args))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_widget_draws_frames_at_most_twice_a_second() -> None:
     """Frames fill the figure's traces, the tables and the status; a frame under 0.5 s
     after the last redraw is kept but not drawn until the next."""
-    swarm, clock = FakeSwarm(), Clock()
+    swarm, clock = FakeSwarm(), FakeClock()
     dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
     clock.now = 10.0
     swarm.send(frame(101.0, users=4, requests=traffic(6, 2.0, "/search")))
@@ -370,7 +362,7 @@ def test_widget_draws_frames_at_most_twice_a_second() -> None:
 def test_widget_warns_and_follows_code_and_freezes() -> None:
     """The warning shows while a worker is overloaded; a target changed from code moves the
     slider and box without a call back; a stop hides the live chart behind a static copy."""
-    swarm, clock = FakeSwarm(), Clock()
+    swarm, clock = FakeSwarm(), FakeClock()
     dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
     hot = (worker("w1", cpu=99.0, overloaded=True),)
     clock.now = 1.0
@@ -401,7 +393,7 @@ def test_widget_lists_failures_exceptions_and_a_picked_traceback() -> None:
     """Failures and exceptions appear in their tables as frames bring them; the picker
     shows the chosen exception's traceback and keeps it while more frames arrive; the
     static copy of a stopped run includes both tables."""
-    swarm, clock = FakeSwarm(), Clock()
+    swarm, clock = FakeSwarm(), FakeClock()
     dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
     panel = dash.failure_panel
     assert (panel.failures.value, panel.exceptions.value) == ("", "")
@@ -426,7 +418,7 @@ def test_widget_shows_master_notices_and_picked_server_metrics() -> None:
     """The master's one-time warnings show in the warning area; the server panel stays
     hidden until watched rows exist, makes its chart only when a metric is picked, and
     draws the picked series over the requests chart's seconds."""
-    swarm, clock = FakeSwarm(), Clock()
+    swarm, clock = FakeSwarm(), FakeClock()
     swarm.warnings = ["said before"]
     dash = Dashboard(swarm, clock=clock)  # type: ignore[arg-type]
     assert "said before" in dash.warning.value and dash.warning.layout.display == ""
@@ -471,13 +463,6 @@ class Visitor(nbs.HttpUser):
         self.client.get("/")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def swarm(target: CountingServer) -> Iterator[nbs.Swarm]:
     with nbs.Swarm(Visitor, host=target.url, workers=1) as s:
@@ -492,20 +477,20 @@ def test_controls_steer_a_real_swarm(swarm: nbs.Swarm, target: CountingServer) -
     dash.rate_slider.value = 50.0
     assert swarm.state == "ready"  # moving controls while idle starts nothing
     dash.start_button.click()
-    wait_for(lambda: swarm.user_count == 3 and dash.model.state == "running")
+    wait_until(lambda: swarm.user_count == 3 and dash.model.state == "running", timeout=15)
     dash.users_slider.value = 6
-    wait_for(lambda: swarm.user_count == 6)
+    wait_until(lambda: swarm.user_count == 6, timeout=15)
     dash.users_box.value = 4
-    wait_for(lambda: swarm.user_count == 4 and dash.users_slider.value == 4)
+    wait_until(lambda: swarm.user_count == 4 and dash.users_slider.value == 4, timeout=15)
     dash.rate_slider.value = 20.0
-    wait_for(lambda: dash.model.spawn_rate == 20.0)
+    wait_until(lambda: dash.model.spawn_rate == 20.0, timeout=15)
     swarm.set_users(5)  # from code: the controls follow
-    wait_for(lambda: dash.users_slider.value == 5 and dash.users_box.value == 5)
+    wait_until(lambda: dash.users_slider.value == 5 and dash.users_box.value == 5, timeout=15)
     assert swarm.user_count in (4, 5)
     dash.stop_button.click()
-    wait_for(lambda: swarm.state == "stopped" and dash.model.frozen)
+    wait_until(lambda: swarm.state == "stopped" and dash.model.frozen, timeout=15)
     sent = target.count()
-    wait_for(lambda: dash.chart.layout.display == "none")
+    wait_until(lambda: dash.chart.layout.display == "none", timeout=15)
     assert target.count() == sent
 
 
@@ -527,10 +512,10 @@ def test_arrival_slider_appears_in_the_open_model_and_steers_the_rate(
     dash = Dashboard(swarm)
     assert dash.arrival_slider.layout.display == "none"
     swarm.start(rate=20, max_users=5)
-    wait_for(lambda: dash.arrival_slider.layout.display is None)
+    wait_until(lambda: dash.arrival_slider.layout.display is None, timeout=15)
     assert dash.arrival_slider.value == 20
     swarm.set_rate(30)  # from code: the slider follows
-    wait_for(lambda: dash.arrival_slider.value == 30)
+    wait_until(lambda: dash.arrival_slider.value == 30, timeout=15)
     dash.arrival_slider.value = 60  # from the slider: the master's rate follows
-    wait_for(lambda: bool(rates) and rates[-1] == 60)
+    wait_until(lambda: bool(rates) and rates[-1] == 60, timeout=15)
     swarm.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from notebookswarm.cluster import protocol
 from notebookswarm.cluster.config import MasterConfig
-from notebookswarm.testing import CountingServer, process_gone
+from notebookswarm.testing import CountingServer, process_gone, wait_until
 
 from cluster import Cluster
 
@@ -200,18 +200,15 @@ def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> N
             assert controller.stdout is not None
             pids = [int(p) for p in controller.stdout.readline().split()]
             assert len(pids) == 3
-            deadline = time.monotonic() + 10
-            while target.count() < 20 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert target.count() >= 20
+            wait_until(lambda: target.count() >= 20, timeout=10, message="20 requests")
             controller.send_signal(signal.SIGKILL)
             controller.wait()
             killed = time.monotonic()
-            while not all(process_gone(pid) for pid in pids):
-                assert time.monotonic() - killed < 3.0 + 2, (
-                    "swarm processes outlived the controller"
-                )
-                time.sleep(0.05)
+            wait_until(
+                lambda: all(process_gone(pid) for pid in pids),
+                timeout=3.0 + 2,
+                message="the swarm's processes to end with their controller",
+            )
             after = target.count()
             while time.monotonic() - killed < 6:  # watch for stray traffic
                 assert target.count() == after

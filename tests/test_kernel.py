@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from notebookswarm.testing import CountingServer, process_gone
+from notebookswarm.testing import CountingServer, process_gone, wait_until
 
 from kernel import kernel
 
@@ -68,9 +68,11 @@ def test_killing_the_kernel_ends_the_swarm() -> None:
         assert len(swarm_pids) == 3
         os.kill(kernel_pid, signal.SIGKILL)
         killed = time.monotonic()
-        while not all(process_gone(pid) for pid in swarm_pids):
-            assert time.monotonic() - killed < 3.0 + 2, "the swarm outlived its kernel"
-            time.sleep(0.05)
+        wait_until(
+            lambda: all(process_gone(pid) for pid in swarm_pids),
+            timeout=3.0 + 2,
+            message="the swarm's processes to end with their kernel",
+        )
         after = target.count()
         assert after > 0
         while time.monotonic() - killed < 6:  # watch for stray traffic

@@ -6,7 +6,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,12 +111,13 @@ def test_garbage_frames_are_dropped_counted_and_survived(
     client = ControlClient(master.control_endpoint)
     worker = start_worker(master.worker_endpoint)
     try:
-        status = client.request(protocol.GetStatus())
-        deadline = time.monotonic() + 30
-        while not (status.dropped == sent and status.workers):
-            assert time.monotonic() < deadline, f"dropped {status.dropped} of {sent}"
-            time.sleep(0.05)
+
+        def all_dropped_and_joined() -> bool:
             status = client.request(protocol.GetStatus())
+            return status.dropped == sent and bool(status.workers)
+
+        wait_until(all_dropped_and_joined, timeout=30, message=f"{sent} dropped, a worker")
+        status = client.request(protocol.GetStatus())
         assert [w.state for w in status.workers] == ["ready"]
         assert master.process.poll() is None
     finally:

@@ -8,11 +8,11 @@ so nothing can be imported from the checkout by accident.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
-import time
 import tomllib
 import venv
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ import nbformat
 import psutil
 import pytest
 
-from notebookswarm.testing import CountingServer
+from notebookswarm.testing import CountingServer, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PIP_TIMEOUT = 600
@@ -171,9 +171,9 @@ def venv_processes(env: Env) -> list[psutil.Process]:
 
 def reap_venv_processes(env: Env) -> list[str]:
     """Wait up to 10 s for the venv's processes to end; kill and name any still there."""
-    deadline = time.monotonic() + 10
-    while (left := venv_processes(env)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not venv_processes(env), timeout=10, message="the venv's processes")
+    left = venv_processes(env)
     for proc in left:
         proc.kill()
     psutil.wait_procs(left, timeout=5)

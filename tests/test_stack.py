@@ -29,6 +29,7 @@ from notebookswarm._demo import stack_sql as sql
 from notebookswarm._demo.pg import PG_ROOT
 from notebookswarm._demo.stack import Stack, StackError, start_stack
 from notebookswarm.errors import ConfigError
+from notebookswarm.testing import wait_until
 
 pytestmark = pytest.mark.skipif(
     not list(PG_ROOT.glob("*/bin/initdb")), reason="no PostgreSQL server: run `make db-deps`"
@@ -48,15 +49,6 @@ def _leftovers(parent: Path) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture
@@ -262,7 +254,11 @@ def test_db_metrics_counts_connections_statements_and_commits(stack: Stack) -> N
     """db_metrics gives floats: the pools' connections, each query run, commits that grow."""
     first = stack.db_metrics()
     assert all(isinstance(value, float) for value in first.values())
-    assert _wait_until(lambda: stack.db_metrics()["pg_connections"] == WORKERS * 4)
+    wait_until(
+        lambda: stack.db_metrics()["pg_connections"] == WORKERS * 4,
+        timeout=15,
+        message="every pooled database connection",
+    )
     requests.get(f"{stack.url}/problems", timeout=30).raise_for_status()
     requests.get(f"{stack.url}/leaderboard", timeout=30).raise_for_status()
     now = stack.db_metrics()
@@ -272,8 +268,10 @@ def test_db_metrics_counts_connections_statements_and_commits(stack: Stack) -> N
     assert now["pg_statements_calls_total"] >= first["pg_statements_calls_total"] + 2
     # pg_stat_database's counters are published within a second of a busy backend's work
     # and within ten of an idle one's.
-    assert _wait_until(
-        lambda: stack.db_metrics()["pg_xact_commit_total"] > first["pg_xact_commit_total"]
+    wait_until(
+        lambda: stack.db_metrics()["pg_xact_commit_total"] > first["pg_xact_commit_total"],
+        timeout=15,
+        message="a commit after the first scrape",
     )
     assert first["pg_submissions_rows"] >= 250_000
 
@@ -386,4 +384,8 @@ def test_watchdog_cleans_up_after_a_killed_owner(parent: Path) -> None:
         owner.wait()
         if owner.stdout is not None:
             owner.stdout.close()
-    assert _wait_until(lambda: _leftovers(parent) == [] and not os.listdir(parent))
+    wait_until(
+        lambda: _leftovers(parent) == [] and not os.listdir(parent),
+        timeout=15,
+        message="no process or file of the stack left",
+    )
