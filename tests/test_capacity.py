@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,8 @@ from notebookswarm.cluster.capacity import (
     quota_from_cfs,
     quota_from_cpu_max,
 )
+
+from fresh import python_output
 
 # A host on cgroup v2 (systemd): the process sits two levels below the mount's root.
 V2_CGROUP = "0::/user.slice/user-1000.slice/session-3.scope\n"
@@ -115,9 +115,7 @@ def _usable_cpus_in_subprocess(prelude: str) -> tuple[float, int]:
         "from notebookswarm.cluster.capacity import usable_cpus, default_workers\n"
         "print(usable_cpus(), default_workers())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
+    out = python_output(code).split()
     return float(out[0]), int(out[1])
 
 

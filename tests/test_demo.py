@@ -29,6 +29,8 @@ from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import process_gone, wait_until
 
+from fresh import python_output
+
 UsersFile = Callable[[str], Path]
 
 
@@ -74,10 +76,7 @@ def test_importing_demo_never_imports_gevent() -> None:
         "import sys, notebookswarm.demo\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'greenlet')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import notebookswarm
+
+from fresh import python_output
 
 NOTEBOOK_SIDE = [
     "notebookswarm",
@@ -82,7 +81,4 @@ def test_notebook_side_never_imports_gevent() -> None:
         "for n in notebookswarm.__all__: getattr(notebookswarm, n)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'greenlet')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
 from notebookswarm.testing import CountingServer, wait_until
 
+from fresh import python_output
 from tcpproxy import Proxy
 
 pytestmark = pytest.mark.usefixtures("no_strays")
@@ -164,7 +164,4 @@ def test_auto_workers_follow_the_affinity_mask() -> None:
         "from notebookswarm.notebook.processes import worker_count\n"
         "print(worker_count('auto'))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "1"
+    assert python_output(code) == "1"
