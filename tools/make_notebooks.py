@@ -1,4 +1,4 @@
-"""Write notebooks/02, 03 and 04 from the cells below (outputs stay empty in git).
+"""Write notebooks/02 to 05 from the cells below (outputs stay empty in git).
 
 Run with `.venv/bin/python tools/make_notebooks.py` after editing the cells; CI executes
 the notebooks themselves (tests/test_notebooks.py).
@@ -405,12 +405,291 @@ target.stop()
     ),
 ]
 
+REAL_DATABASE = [
+    (
+        "md",
+        """
+# A real database: find the limit, fix it one step at a time, prove each fix
+
+Notebook 02 hunts in a simulated site. This one hunts in a real one:
+`nbs.demo.start_stack()` starts Debian's PostgreSQL as a throwaway cluster, loads a
+contest's history (250,000 submissions) and serves the contest site with gunicorn through
+bounded psycopg pools — the story's stack, with its bottlenecks built in. Here it runs as
+2 gunicorn workers of 4 threads, each worker with a pool of 2 database connections: 8
+request slots share 4 connections.
+
+We watch the site's own metrics (`/metrics`) and the database's (`pg_stat_activity`,
+`pg_stat_statements`) beside the load, let `capacity()` say which resource ran out at the
+knee, and apply one fix at a time — the index, the cache, more app workers — running the
+same step load after each and comparing.
+
+It needs PostgreSQL's server (`make db-deps` installs Debian's) and the `stack` extra
+(`pip install 'notebookswarm[stack]'`). About three minutes in all.
+""",
+    ),
+    (
+        "code",
+        """
+import json
+import random
+import urllib.request
+
+import pandas as pd
+
+import notebookswarm as nbs
+from notebookswarm.analysis import capacity, compare
+
+stack = nbs.demo.start_stack(workers=2, threads=4, pool_size=2)
+with urllib.request.urlopen(f"{stack.url}/problems") as answer:
+    problem_ids = [p["id"] for p in json.load(answer)["problems"]]
+stack
+""",
+    ),
+    (
+        "md",
+        """
+Contestants read the problem list and single problems, watch the leaderboard and submit
+now and then. The swarm watches two sources: the site's Prometheus page and a function
+that samples PostgreSQL's statistics views.
+""",
+    ),
+    (
+        "code",
+        """
+class Contestant(nbs.FastHttpUser):
+    wait_time = nbs.between(0.5, 1.5)
+
+    def on_start(self):
+        self.client.post("/login", json={"username": f"c{random.randrange(10**6)}"})
+
+    @nbs.task(4)
+    def problems(self):
+        self.client.get("/problems")
+
+    @nbs.task(4)
+    def problem(self):
+        self.client.get(f"/problems/{random.choice(problem_ids)}", name="/problems/<id>")
+
+    @nbs.task(3)
+    def leaderboard(self):
+        self.client.get("/leaderboard")
+
+    @nbs.task(1)
+    def submit(self):
+        problem = random.choice(problem_ids)
+        self.client.post("/submit", json={"problem": problem, "code": "print(42)"})
+
+swarm = nbs.Swarm(Contestant, host=stack.url, workers=1)
+swarm.watch(stack.metrics_url, name="site")
+swarm.watch(stack.db_metrics, name="postgres")
+swarm.dashboard()
+""",
+    ),
+    (
+        "md",
+        """
+## Step load: 30 to 300 users, 30 more every 3 seconds
+
+The same steps after every fix, so the runs compare. `reset_stats()` starts each run's
+numbers from zero; the watched metrics go on (attribution reads the steps' own seconds).
+""",
+    ),
+    (
+        "code",
+        """
+def step_load():
+    swarm.reset_stats()
+    swarm.step_load(start=30, step=30, every="3s", until=300)
+    swarm.wait("done")
+    return swarm.result()
+
+def knee(run):
+    cap = capacity(run, think_time=1.0)
+    print(f"knee: about {int(cap.knee['users'])} users at {cap.throughput:.0f} requests/s")
+    return cap
+
+before = step_load()
+cap = knee(before)
+cap.table[["users", "throughput", "p50_ms", "p95_ms", "failure_ratio"]]
+""",
+    ),
+    (
+        "md",
+        """
+Throughput stops growing while latency climbs. Why? The attribution reads the watched
+metrics at each step and ranks what hit its limit:
+""",
+    ),
+    (
+        "code",
+        """
+print(cap.server.sentence)
+cap.server.table[["rank", "source", "metric", "rule", "before", "at", "after", "bound"]].head()
+""",
+    ),
+    ("code", "cap.server.figure()"),
+    (
+        "md",
+        """
+The database side: every pooled connection is lent out and requests queue for one
+(`db_pool_waiting`), PostgreSQL has all four connections active. The connections are held
+too long — the database's own account says where its time goes, and the plan of the
+leaderboard query says why:
+""",
+    ),
+    (
+        "code",
+        """
+server = before.server
+per_second = (server[server["metric"].isin(["pg_leaderboard_seconds_total",
+                                            "pg_problem_list_seconds_total"])]
+              .groupby("metric")["value"].median())
+print("database seconds spent per second, median:", per_second.round(2).to_dict())
+print(stack.explain_leaderboard())
+""",
+    ),
+    (
+        "md",
+        """
+## Fix 1: the index
+
+`Seq Scan on submissions`: every leaderboard and problem list reads all 250,000 rows to
+find the running contest's 5,000. Add the index (live, nothing restarts) and run the same
+steps.
+""",
+    ),
+    (
+        "code",
+        """
+stack.add_index()
+indexed = step_load()
+cap_indexed = knee(indexed)
+print(cap_indexed.server.sentence)
+compare(before, indexed).table[["name", "rps_before", "rps_after", "p95_ms_before", "p95_ms_after"]]
+""",
+    ),
+    ("code", "compare(before, indexed).figure"),
+    (
+        "md",
+        """
+## Fix 2: the cache
+
+The leaderboard and the problem list are recomputed on every request although they change
+slowly. Keep them 5 seconds per app worker (`restart` replaces gunicorn only: the URL and
+the data stay).
+""",
+    ),
+    (
+        "code",
+        """
+stack.restart(cache=True)
+cached = step_load()
+cap_cached = knee(cached)
+compare(indexed, cached).table[["name", "rps_before", "rps_after", "p50_ms_before", "p50_ms_after",
+                                "p95_ms_before", "p95_ms_after"]]
+""",
+    ),
+    (
+        "md",
+        """
+## Fix 3: more app workers
+
+`POST /submit` holds its worker thread and a connection while the judge runs (20 ms).
+Double the workers (and with them the pools' connections).
+""",
+    ),
+    (
+        "code",
+        """
+stack.restart(workers=4)
+more_workers = step_load()
+cap_more = knee(more_workers)
+compare(cached, more_workers).table[["name", "rps_before", "rps_after", "p50_ms_before",
+                                     "p50_ms_after", "p95_ms_before", "p95_ms_after"]]
+""",
+    ),
+    (
+        "md",
+        """
+## What each fix gave
+
+All four runs side by side: the throughput of the knee (or of the last step, where the
+site kept up with every step), the whole run's requests per second, median and p95.
+""",
+    ),
+    (
+        "code",
+        """
+runs = {"before": (before, cap), "index": (indexed, cap_indexed),
+        "+ cache": (cached, cap_cached), "+ 4 workers": (more_workers, cap_more)}
+summary = pd.DataFrame.from_dict({
+    label: {
+        "knee users": int(c.knee["users"]),
+        "knee requests/s": round(c.throughput),
+        "run requests/s": round(float(r.stats["rps"].iloc[-1])),
+        "p50 ms": round(float(r.stats["p50_ms"].iloc[-1]), 1),
+        "p95 ms": round(float(r.stats["p95_ms"].iloc[-1]), 1),
+    }
+    for label, (r, c) in runs.items()
+}, orient="index")
+summary
+""",
+    ),
+    (
+        "md",
+        """
+Measured on a 2-core machine that ran PostgreSQL, gunicorn, the load generator (and
+other work) at once; this is one run of this notebook, and a rerun differs (see below):
+
+| run | knee users | requests/s at the knee | run requests/s | p50 ms | p95 ms |
+|---|---:|---:|---:|---:|---:|
+| before | 240 | 150 | 109 | 421 | 1,468 |
+| the index | 300 (the last step) | 311 | 169 | 5.9 | 58.5 |
+| + the cache | 270 | 293 | 173 | 1.6 | 45.9 |
+| + 4 workers | 300 (the last step) | 329 | 173 | 1.3 | 23.7 |
+
+(`capacity` calls the knee the first step at 90% of the peak throughput; after the index
+the site kept up with every step, so its "knee" is just the top of the load.)
+
+- **The index** is the fix: the site went from saturating at about 150 requests/s to
+  serving every step up to 300 users (311 requests/s at the knee, 2.1×; that is the load's
+  ceiling, not the site's). Over the whole run, requests/s rose 1.55× (the low steps
+  were served before as well) and p95 fell 25× (1.5 s → 58 ms). The attribution named the
+  database side: the connection pool held at 4 of 4 while requests waited for it, and
+  PostgreSQL with all four connections active, spending about 1.3 s per second on
+  leaderboards and 1.6 s on problem lists.
+- **The cache** changed no throughput — the indexed site already kept up with the load
+  (293 against 311 requests/s is within the run-to-run noise here) — but cut the median
+  latency 3.7× (5.9 → 1.6 ms) and spared the database the leaderboard and problem-list
+  queries.
+- **More app workers** changed no throughput either: with the index and the cache no
+  request waited long for a worker or a connection at this load. Its p95 fell from 46 to
+  24 ms in this run, but in an earlier run of the same steps it went from 22.7 to 22.2 ms:
+  on a shared 2-core machine a p95 change under 2× of a site that is not saturated is
+  noise. About 20 ms of every `POST /submit` is the judge, which no number of workers
+  shortens.
+
+The report of the run before and of the last one, each one self-contained HTML file:
+""",
+    ),
+    (
+        "code",
+        """
+before.to_html("05-before.html", title="The contest site before: no index, no cache, 2 workers")
+more_workers.to_html("05-after.html", title="After the index, the cache and 4 workers")
+swarm.close()
+stack.stop()
+""",
+    ),
+]
+
 
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     nbformat.write(notebook(BOTTLENECK), HERE / "02-find-the-bottleneck.ipynb")
     nbformat.write(notebook(ANALYSIS), HERE / "03-analysis-with-pandas.ipynb")
     nbformat.write(notebook(OPEN_MODEL), HERE / "04-open-model.ipynb")
+    nbformat.write(notebook(REAL_DATABASE), HERE / "05-real-database.ipynb")
 
 
 if __name__ == "__main__":
