@@ -17,6 +17,6 @@ import pytest  # noqa: E402
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if all(arg.startswith("-") for arg in args):
+    if not any(Path(arg.partition("::")[0]).exists() for arg in args):
         args.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(pytest.main(args))
