@@ -15,12 +15,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import psutil
 from bench_http_clients import STATUS_PATH
+
+from notebookswarm.testing import wait_until
 
 
 def tree(pids: Iterable[int]) -> list[psutil.Process]:
@@ -81,16 +82,12 @@ def target_requests(port: int, timeout: float = 5.0) -> int:
     return int(body.splitlines()[2].split()[2])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.05) -> Any:
-    """Return ``condition()`` once it is truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(poll)
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Wait until ``condition()`` is truthy; fail naming ``what`` after ``timeout`` s.
+
+    The one poll of the package's tests, :func:`notebookswarm.testing.wait_until`.
+    """
+    wait_until(condition, timeout, interval=0.05, message=what)
 
 
 def pin(pids: Iterable[int], cpu: int) -> None:
