@@ -7,7 +7,9 @@ with ``--endpoints`` endpoints, merged from ``--workers`` reports) are kept, the
 into a ``RunData`` in this process as fast as it ingests them, re-stamped one simulated
 second apart, through ``--hours`` simulated hours. After every simulated hour it samples:
 
-- ``rss_mb``: this process's resident memory (the controller's, since nothing else grows);
+- ``rss_mb``: this process's resident memory (the controller's, since nothing else grows)
+  before the queries, and ``rss_after_queries_mb`` after them (the heap a query used is kept
+  by the allocator for the next one);
 - ``ingest_ms``: median and p99 of ``RunData.ingest`` over that hour's updates;
 - ``history_s``: the last hour of ``history`` (a window where the data supports one);
 - ``pct_s``: ``percentiles`` over the last hour, by name.
@@ -41,9 +43,9 @@ def capture(endpoints: int, workers: int, frames: int, buckets: int = 20) -> lis
     from procs import reap, wait_for
 
     from notebookswarm.cluster import protocol
+    from notebookswarm.cluster.config import MasterConfig
     from notebookswarm.cluster.control import ControlClient
     from notebookswarm.cluster.launch import start_master
-    from notebookswarm.cluster.master_state import MasterConfig
 
     master = start_master(MasterConfig(heartbeat_timeout=10.0, controller_timeout=60.0))
     client = ControlClient(master.control_endpoint)
@@ -128,6 +130,7 @@ def _sample(
     data: Any, proc: psutil.Process, base: int, timings: list[float], now: float, hour: int
 ) -> dict[str, Any]:
     ordered = sorted(timings)
+    before_queries = proc.memory_info().rss
     t = time.perf_counter()
     rows = _last_hour_history(data, now - 3600, now)
     history_s = time.perf_counter() - t
@@ -136,8 +139,9 @@ def _sample(
     pct_s = time.perf_counter() - t
     return {
         "hour": hour,
-        "rss_mb": round(proc.memory_info().rss / 2**20, 1),
-        "grown_mb": round((proc.memory_info().rss - base) / 2**20, 1),
+        "rss_mb": round(before_queries / 2**20, 1),
+        "grown_mb": round((before_queries - base) / 2**20, 1),
+        "rss_after_queries_mb": round(proc.memory_info().rss / 2**20, 1),
         "ingest_ms_median": round(statistics.median(ordered) * 1e3, 3),
         "ingest_ms_p99": round(ordered[int(0.99 * (len(ordered) - 1))] * 1e3, 3),
         "history_rows": rows,
@@ -148,10 +152,12 @@ def _sample(
 
 def table(samples: list[dict[str, Any]]) -> str:
     """A Markdown table of the samples, one row per simulated hour."""
-    head = "| hour | RSS MB | grown MB | ingest ms (median) | ingest ms (p99) | history 1 h s |"
-    head += " percentiles 1 h s |\n|---|---|---|---|---|---|---|\n"
+    head = "| hour | RSS MB | grown MB | RSS after queries MB | ingest ms (median) |"
+    head += " ingest ms (p99) | history 1 h s | percentiles 1 h s |\n"
+    head += "|---|---|---|---|---|---|---|---|\n"
     return head + "".join(
-        f"| {s['hour']} | {s['rss_mb']} | {s['grown_mb']} | {s['ingest_ms_median']} | "
+        f"| {s['hour']} | {s['rss_mb']} | {s['grown_mb']} | {s.get('rss_after_queries_mb')} | "
+        f"{s['ingest_ms_median']} | "
         f"{s['ingest_ms_p99']} | {s['history_s']} | {s['pct_s']} |\n"
         for s in samples
     )

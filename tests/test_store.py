@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.stats.requests import RequestStats
@@ -141,9 +142,7 @@ def test_no_runs_dir_writes_nothing_and_save_needs_a_path(tmp_path: Path) -> Non
     """Without runs_dir nothing is written, and run.save() without a folder says what to pass."""
     data = feed(frames(5))
     assert data.store is None
-    from notebookswarm.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="pass run.save"):
+    with pytest.raises(ConfigError, match=r"pass run\.save"):
         Run(data, {}).save()
 
 
