@@ -92,3 +92,14 @@ LOCUST_VERSION ?= 2.47.0
 .PHONY: bench
 bench: $(VENV)/.installed
 	$(PY) bench/run_bench.py --setup --locust-version $(LOCUST_VERSION)
+
+# The fault soak (not part of `make test`, which runs a one-cycle version in tests/test_soak.py):
+# 4 workers against a counting target through three cycles of faults, about 20 minutes;
+# prints the table of faults survived and requests accounted for, and the memory slopes.
+# `make soak-bench`: a simulated day of 100 endpoints through the controller (docs/performance.md).
+.PHONY: soak soak-bench
+soak: $(VENV)/.installed-test
+	cd tests && ../$(PY) faultsoak.py --cycles 3 --steady 45 --folder ../soak-output
+
+soak-bench: $(VENV)/.installed-test
+	cd bench && ../$(PY) soak.py --hours 24 --tmp-store
