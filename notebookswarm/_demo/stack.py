@@ -57,7 +57,9 @@ class Stack:
         self.dsn = owned.cluster.dsn
         self.directory = owned.directory
         self.url = f"http://127.0.0.1:{owned.listener.getsockname()[1]}"
-        self.metrics_url = f"{self.url}/metrics"
+        # Served by gunicorn's master on a port of its own, never from a request slot: a
+        # saturated site still answers its scrape, and the scrape takes no busy worker.
+        self.metrics_url = owned.metrics_url
         self._finalizer = weakref.finalize(self, owned.close)
 
     def __repr__(self) -> str:
@@ -205,6 +207,7 @@ def start_stack(
         # The site's port is taken only now: a socket that listens while the data loads
         # would accept connections nobody answers for seconds instead of refusing them.
         owned.listener = socket.create_server(("127.0.0.1", port), backlog=1024)
+        owned.metrics_listener = socket.create_server(("127.0.0.1", 0))
         owned.start_app(settings, owned.cluster.dsn, timeout)
     except BaseException:
         owned.close()

@@ -26,6 +26,7 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from notebookswarm._demo.contest_app import SETTINGS_ENV, AppSettings
+from notebookswarm._demo.gunicorn_conf import METRICS_FD_ENV
 from notebookswarm._demo.pg import Cluster, StackError, stop_group
 from notebookswarm.errors import ConfigError
 
@@ -77,6 +78,7 @@ class Owned:
         self.cluster: Cluster | None = None
         self.app: subprocess.Popen[bytes] | None = None
         self.listener: socket.socket | None = None
+        self.metrics_listener: socket.socket | None = None  # the master's /metrics
         self.db: psycopg.Connection[Any] | None = None
         self.db_lock = threading.Lock()
         self.watchdog: subprocess.Popen[bytes] | None = None
@@ -118,6 +120,8 @@ class Owned:
         app = AppSettings(dsn, settings.pool_size, settings.pool_timeout, settings.cache,
                           settings.cache_ttl, settings.judge_ms, settings.threads)  # fmt: skip
         fd = self.listener.fileno()
+        assert self.metrics_listener is not None
+        metrics_fd = self.metrics_listener.fileno()
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:notebookswarm._demo.gunicorn_conf",
                 "--bind", f"fd://{fd}", "--workers", str(settings.workers),
                 "--threads", str(settings.threads), "--timeout", "60", "--graceful-timeout", "2",
@@ -127,12 +131,13 @@ class Owned:
             **os.environ,
             SETTINGS_ENV: app.to_json(),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            METRICS_FD_ENV: str(metrics_fd),
         }
         log = self.directory / "gunicorn.log"
         with log.open("ab") as out:
             self.app = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.directory, env=env, pass_fds=(fd,), start_new_session=True,
+                cwd=self.directory, env=env, pass_fds=(fd, metrics_fd), start_new_session=True,
             )  # fmt: skip
         self.tell(f"group {self.app.pid} {int(signal.SIGINT)}")
         _wait_for_workers(self.app, self.metrics_url, settings.workers * settings.threads,
@@ -140,8 +145,8 @@ class Owned:
 
     @property
     def metrics_url(self) -> str:
-        assert self.listener is not None
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/metrics"
+        assert self.metrics_listener is not None
+        return f"http://127.0.0.1:{self.metrics_listener.getsockname()[1]}/metrics"
 
     def stop_app(self) -> None:
         """End gunicorn and its workers (SIGINT: its quick shutdown)."""
@@ -163,8 +168,9 @@ class Owned:
                     self.db = None
             if self.cluster is not None:
                 self.cluster.stop()
-            if self.listener is not None:
-                self.listener.close()
+            for sock in (self.listener, self.metrics_listener):
+                if sock is not None:
+                    sock.close()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.tell("done")
