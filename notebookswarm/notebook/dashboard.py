@@ -25,6 +25,11 @@ nothing useful, so displaying the dashboard also writes a second output: empty w
 swarm runs, and a static copy of the charts and endpoint table once it stops (a plotly
 figure for Jupyter, HTML for exports). While that copy is shown the live chart is hidden,
 so a stopped run is drawn once; starting again brings the live chart back.
+
+The module is longer than most because it is one widget's wiring: what the dashboard
+computes lives in ``dashboard_model`` and ``dashboard_panels`` (tested without a browser),
+its two optional panels in ``dashboard_widgets``; what remains here is the glue between the
+widgets, the swarm and the model, which only a browser test can show.
 """
 
 from __future__ import annotations
@@ -136,7 +141,8 @@ class Dashboard:
 
     # --- building ----------------------------------------------------------------------
 
-    def _build(self, users: int) -> None:
+    def _build_controls(self, users: int) -> None:
+        """The sliders that steer: users (with a number box), spawn rate, arrivals."""
         self.users_slider = widgets.IntSlider(
             value=users,
             min=1,
@@ -166,6 +172,9 @@ class Dashboard:
             readout_format=".0f",
             layout=widgets.Layout(display="none"),
         )
+
+    def _build(self, users: int) -> None:
+        self._build_controls(users)
         self._arrival_seen: float | None = None
         self.start_button = widgets.Button(description="Start", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
@@ -199,14 +208,7 @@ class Dashboard:
         }
         for name, widget in named.items():
             widget.add_class(f"nbs-{name}")
-        self.users_slider.observe(lambda c: self._users_moved(int(c["new"])), "value")
-        self.users_box.observe(lambda c: self._users_moved(int(c["new"])), "value")
-        self.rate_slider.observe(lambda c: self._rate_moved(float(c["new"])), "value")
-        self.arrival_slider.observe(lambda c: self._arrivals_moved(float(c["new"])), "value")
-        self.start_button.on_click(lambda _: self._start())
-        self.stop_button.on_click(lambda _: self._stop())
-        self.reset_button.on_click(lambda _: self._reset())
-        self.log_toggle.observe(lambda _: self.draw(force=True), "value")
+        self._wire()
         self.widget = DashboardWidget(
             self,
             children=[
@@ -227,6 +229,17 @@ class Dashboard:
             ],
         )
         self.widget.add_class("nbs-dashboard")
+
+    def _wire(self) -> None:
+        """Moved controls and pressed buttons steer the swarm."""
+        self.users_slider.observe(lambda c: self._users_moved(int(c["new"])), "value")
+        self.users_box.observe(lambda c: self._users_moved(int(c["new"])), "value")
+        self.rate_slider.observe(lambda c: self._rate_moved(float(c["new"])), "value")
+        self.arrival_slider.observe(lambda c: self._arrivals_moved(float(c["new"])), "value")
+        self.start_button.on_click(lambda _: self._start())
+        self.stop_button.on_click(lambda _: self._stop())
+        self.reset_button.on_click(lambda _: self._reset())
+        self.log_toggle.observe(lambda _: self.draw(force=True), "value")
 
     # --- steering (kernel main thread) -------------------------------------------------
 
