@@ -6,6 +6,8 @@ did about 15x the requests per generator CPU-second of the ``requests``-based
 3x Locust's FastHttpSession. A request is one ``sendall`` of a pre-assembled head and,
 for a small response, one ``recv`` parsed with ``bytes.find`` and ``str.split``: no
 per-header callbacks, no per-request regexes, no queue or semaphore around the pool.
+It is one client (pool, request, parser), kept in one module on purpose: the request path
+is read top to bottom when profiling it, and splitting it would add calls to that path.
 
 What it does: keep-alive connections reused per ``(scheme, host, port)``; cookies kept
 per user with their domains, paths, expiry and ``Secure``

@@ -3,7 +3,9 @@
 :class:`MasterState` is fed decoded messages from workers and controllers together with
 ``now`` and returns the messages to send; :meth:`MasterState.tick` does the same for the
 passing of time (lost workers, a silent controller, the once-a-second update). The master
-process owns the sockets and the clock; everything here is tested without either.
+process owns the sockets and the clock; everything here is tested without either. It is
+one state machine, so it stays one class in one module (dispatch, configuration and the
+wire are its own modules).
 
 Swarm states: ``ready`` (nothing asked yet), ``spawning``, ``running``, ``stopping``,
 ``stopped``. Worker states: ``ready``, ``spawning``, ``running``, ``stopped``, ``lost``.
@@ -166,6 +168,7 @@ class MasterState:
         #: The last updates sent, for a controller whose link dropped (``Replay``).
         self.sent: deque[protocol.Update] = deque(maxlen=config.replay_updates)
         self.abandoned = False  # standalone: the controllers left, and the swarm was stopped
+        self.stop_timeout: float | None = None  # of the last stop, for a worker that missed it
 
     # --- workers ---------------------------------------------------------------------
 
@@ -220,13 +223,20 @@ class MasterState:
         return out + self._redispatch()
 
     def _known(self, worker_id: str, now: float) -> tuple[WorkerInfo | None, list[Out]]:
-        """Return the worker (marking it seen), and a re-dispatch if it was lost."""
+        """Return the worker (marking it seen), and what to send it if it was lost.
+
+        A worker back from a partition while the swarm stops or has stopped missed the
+        Stop and still runs its users: it is told to stop now (and a stop in progress
+        waits for its last report); otherwise it gets its share again.
+        """
         worker = self.workers.get(worker_id)
         if worker is None:
             return None, []
         worker.last_seen = now
         if worker.state == "lost":
             worker.state = "ready"
+            if self.state in ("stopping", "stopped"):
+                return worker, _to_both(worker, protocol.Stop(timeout=self.stop_timeout))
             return worker, self._redispatch()
         return worker, []
 
@@ -235,8 +245,13 @@ class MasterState:
         if worker is None:
             self.dropped += 1
             return []
-        worker.state = msg.state
-        worker.users = dict(msg.users)
+        # Heartbeats travel on their own connection and can overtake the reports (after a
+        # partition, TCP connections resume seconds apart): only Stopped, sent after the
+        # worker's last report on the same socket, says it has stopped, and a beat sent
+        # before that does not undo it. A new dispatch moves a stopped worker on.
+        if worker.state != "stopped" and msg.state != "stopped":
+            worker.state = msg.state
+            worker.users = dict(msg.users)
         worker.cpu_percent = msg.cpu_percent
         worker.loop_lag = msg.loop_lag
         was_saturated = worker.saturated(self.config)
@@ -555,6 +570,7 @@ class MasterState:
         if self.state in ("ready", "stopped"):
             return []
         stop = protocol.Stop(timeout=timeout)
+        self.stop_timeout = timeout
         self.state = "stopping"
         self.assignment = {}
         out: list[Out] = [o for w in self._alive() for o in _to_both(w, stop)]

@@ -1,6 +1,7 @@
 """The user API: classes people subclass to describe what a simulated user does.
 
-Shaped like Locust's so a locustfile ports by changing its imports: ``User`` with
+Shaped like Locust's (and through :mod:`notebookswarm.users.compat` a locustfile runs
+unchanged): ``User`` with
 ``tasks`` or ``@task`` methods, ``TaskSet`` and ``SequentialTaskSet`` for nested
 behaviour, ``@tag`` to select tasks, ``on_start``/``on_stop``, ``weight``,
 ``fixed_count`` and ``abstract`` on classes, and the control-flow exceptions
@@ -11,6 +12,9 @@ milliseconds) keep working.
 Nothing here imports gevent: waiting uses ``time.sleep``, which is cooperative once the
 worker entry point has monkey-patched the process, and stopping a user is the runtime's
 job. A user talks to the rest of the system only through its :class:`UserContext`.
+
+One module, longer than most, because ``User`` and ``TaskSet`` are one thing: they share
+the task loop (choosing, running, waiting, interrupting) that nested task sets re-enter.
 """
 
 from __future__ import annotations
