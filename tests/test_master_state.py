@@ -1049,6 +1049,61 @@ def test_a_worker_lost_before_the_stop_gets_no_stop() -> None:
     assert state.state == "stopped"
 
 
+def test_a_heartbeat_saying_stopped_does_not_end_the_stop_before_the_last_report() -> None:
+    """A heartbeat (its own connection) that says "stopped" ahead of the worker's last
+    report leaves the swarm stopping; the report, then Stopped, end it with nothing lost."""
+    state = running_swarm({"w1": 1}, users=4)
+    command(state, STOP, T0 + 2)
+    beat(state, "w1", T0 + 8, users={}, run="stopped")  # overtook 15 queued reports
+    assert state.state == "stopping"
+    report(state, "w1", stats_of(71), T0 + 1, T0 + 8.2)
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 8.2)
+    assert state.state == "stopped"
+    assert state.total.total().requests == 71
+
+
+def test_a_heartbeat_sent_before_the_stop_does_not_undo_a_stopped_worker() -> None:
+    """A heartbeat saying "running" that arrives after the worker's Stopped leaves it
+    stopped, so the swarm stops when the other worker does."""
+    state = running_swarm({"w1": 1, "w2": 1}, users=4)
+    command(state, STOP, T0 + 2)
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 3)
+    beat(state, "w1", T0 + 3.1, users={"Reader": 2}, run="running")
+    from_worker(state, "w2", protocol.Stopped(worker_id="w2"), T0 + 3.2)
+    assert state.state == "stopped"
+    assert worker_row(state, "w1").state == "stopped"
+
+
+def test_a_worker_back_from_a_partition_during_the_stop_is_stopped_and_waited_for() -> None:
+    """A worker lost before the stop that comes back while the swarm stops is sent Stop
+    (it missed it, and its users still run), and the stop waits for its last report."""
+    state = running_swarm({"w1": 1, "w2": 1}, users=4)
+    beat(state, "w1", T0 + 5, users={"Reader": 2})
+    tick(state, T0 + 6.5)  # w2 lost
+    command(state, STOP, T0 + 7)
+    out = beat(state, "w2", T0 + 7.5, users={"Reader": 2}, run="running")
+    assert [identity for identity, _ in sent(out, protocol.Stop)] == [ident("w2")]
+    assert spawns(out) == {}
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 8)
+    assert state.state == "stopping"
+    report(state, "w2", stats_of(9), T0 + 1, T0 + 8.5)
+    from_worker(state, "w2", protocol.Stopped(worker_id="w2"), T0 + 8.5)
+    assert state.state == "stopped"
+    assert state.total.total().requests == 9
+
+
+def test_a_worker_back_from_a_partition_after_the_stop_is_stopped() -> None:
+    """A worker that comes back after the swarm stopped without it is sent Stop."""
+    state = running_swarm({"w1": 1, "w2": 1}, users=4)
+    beat(state, "w1", T0 + 5, users={"Reader": 2})
+    tick(state, T0 + 6.5)
+    command(state, STOP, T0 + 7)
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 7.5)
+    assert state.state == "stopped"
+    out = beat(state, "w2", T0 + 9, users={"Reader": 2}, run="running")
+    assert [identity for identity, _ in sent(out, protocol.Stop)] == [ident("w2")]
+
+
 def test_stop_when_nothing_runs_changes_nothing() -> None:
     """stop before any start replies with the current state and sends nothing."""
     state = new_state()

@@ -110,6 +110,9 @@ class Runtime:
         self.targets: dict[str, int] = {}
         self._users: dict[str, list[_Slot]] = {n: [] for n in self.classes}
         self._spawner: Greenlet | None = None
+        #: Users a lower target stopped that may still be finishing a task: stop() waits
+        #: for them too, so their last requests are recorded before the last report.
+        self._leaving: set[Greenlet] = set()
         self.arrivals: ArrivalRunner | None = None
         #: Called with the user count when a ramp reaches its targets (Locust's
         #: spawning_complete event; set by engine.locust_events).
@@ -172,7 +175,9 @@ class Runtime:
             counts[name] += direction
             if direction < 0:
                 if self._users[name]:
-                    self._stop_user(self._users[name].pop())
+                    leaving = self._stop_user(self._users[name].pop())
+                    self._leaving.add(leaving)
+                    leaving.rawlink(self._leaving.discard)
                 continue
             if rate == 0:
                 break
@@ -273,7 +278,7 @@ class Runtime:
 
     def _stop_all(self, grace: float) -> None:
         """Stop every closed-model user and wait until all have ended."""
-        greenlets: list[Greenlet] = []
+        greenlets: list[Greenlet] = list(self._leaving)  # each has its own grace already
         for users in self._users.values():
             slots = users[::-1]
             users.clear()

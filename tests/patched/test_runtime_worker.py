@@ -91,6 +91,34 @@ def test_user_inside_a_task_finishes_it_before_stopping() -> None:
     assert log[-3:] == ["begin", "end", "on_stop"]
 
 
+def test_stop_waits_for_users_a_lower_target_left_finishing_a_task() -> None:
+    """A user stopped by a lower target (a re-dispatch) and still in its task is waited for
+    by stop(), so its request is in the recorder before the worker's last report."""
+    log: list[str] = []
+
+    class Slow(User):
+        wait_time = constant(0)
+
+        @task
+        def long_task(self) -> None:
+            with self.measure("sleep", "slow"):
+                log.append("begin")
+                gevent.sleep(0.3)
+
+        def on_stop(self) -> None:
+            log.append("on_stop")
+
+    recorder = StatsRecorder()
+    rt = Runtime([Slow], recorder, RuntimeConfig(stop_timeout=5))
+    rt.set_targets({"Slow": 1}, spawn_rate=10)
+    wait_until(lambda: "begin" in log, message="the task's start")
+    rt.set_targets({"Slow": 0}, spawn_rate=10)
+    wait_until(lambda: rt.user_count() == 0, message="the user taken off the targets")
+    rt.stop()
+    assert log == ["begin", "on_stop"]
+    assert recorder.take().endpoints[("sleep", "slow")].requests == 1
+
+
 def test_stop_timeout_kills_a_user_stuck_in_a_task() -> None:
     """A task that outlives stop_timeout is killed, and on_stop still runs."""
     log: list[str] = []
