@@ -11,9 +11,9 @@ thread, under the owner's lock) and answers with pandas DataFrames:
 
 Streaming (``runs_dir``): every update is appended to a folder under ``runs_dir`` as it is
 ingested (see ``store``), so a crashed controller leaves a readable run. Memory then stays
-bounded over a day: history rows older than ``fine_seconds`` (10 minutes) are kept on disk
-only, and the histograms behind ``percentiles`` are merged per minute beyond
-``fine_seconds`` and per hour beyond ``minute_seconds`` (an hour). ``history`` and
+bounded over a day: history rows and per-update histograms older than ``memory_seconds``
+(a minute) are kept on disk only, and the histograms behind ``percentiles`` are merged per
+minute beyond that and per hour beyond ``minute_seconds`` (an hour). ``history`` and
 ``percentiles`` read full resolution back from disk, only for the minutes their window
 touches. A 24-hour run of 100 endpoints keeps under 300 MB (docs/performance.md).
 
@@ -46,7 +46,7 @@ from notebookswarm.notebook.frames import (
     stats_frame,
 )
 from notebookswarm.notebook.slots import Key, Packed, Slot, absorb, take_older
-from notebookswarm.notebook.store import RunStore
+from notebookswarm.notebook.store import RunStore, release_heap
 from notebookswarm.stats.histogram import Histogram
 from notebookswarm.stats.requests import EndpointStats, RequestStats
 
@@ -156,8 +156,10 @@ class RunData:
         fine_seconds: float = 600.0,
         runs_dir: str | Path | None = None,
         minute_seconds: float = 3600.0,
+        memory_seconds: float = 60.0,
     ) -> None:
         self.fine_seconds = fine_seconds
+        self.memory_seconds = memory_seconds
         self.minute_seconds = minute_seconds
         self.runs_dir = runs_dir
         self.store: RunStore | None = None
@@ -200,7 +202,7 @@ class RunData:
 
     def fresh(self) -> RunData:
         """Return an empty RunData with the same settings (a new folder when streaming)."""
-        return RunData(self.fine_seconds, self.runs_dir, self.minute_seconds)
+        return RunData(self.fine_seconds, self.runs_dir, self.minute_seconds, self.memory_seconds)
 
     def _code(self, key: Key) -> int:
         code = self._codes.get(key)
@@ -333,11 +335,14 @@ class RunData:
 
     def _compact(self, now: float) -> None:
         """Merge old slots per minute (and per hour when streaming); drop old history rows."""
-        absorb(self._minutes, take_older(self._fine, now - self.fine_seconds), 60.0)
-        if self.store is None or self.store_error is not None:
+        streaming = self.store is not None and self.store_error is None
+        # The disk keeps every update: memory needs only the last minute at full grain.
+        fine = min(self.fine_seconds, self.memory_seconds) if streaming else self.fine_seconds
+        absorb(self._minutes, take_older(self._fine, now - fine), 60.0)
+        if not streaming:
             return
         absorb(self._hours, take_older(self._minutes, now - self.minute_seconds), 3600.0)
-        cut = now - self.fine_seconds
+        cut = now - fine
         if cut - self._cut >= _TRIM_STEP:
             self._columns.trim(cut)
             self._cut = cut
@@ -366,29 +371,34 @@ class RunData:
             table = self.store.read("history", lo, min(hi, self._cut))
             if table is not None:
                 parts.append(streamed.history_columns(table))
+            del table
         memory = self._columns.arrays()
         if lo > -math.inf or hi < math.inf:
             keep = (memory["time"] > lo) & (memory["time"] <= hi)
             memory = {k: v[keep] for k, v in memory.items()}
         parts.append(memory)
         columns = {k: np.concatenate([p[k] for p in parts]) for k in memory}
-        return self._history_frame(columns)
+        del parts, memory
+        frame = self._history_frame(columns)
+        if len(frame) > 50_000:
+            del columns
+            release_heap()  # the copies above are garbage now; the frame alone stays
+        return frame
 
     def _history_frame(self, c: Mapping[str, np.ndarray[Any, Any]]) -> pd.DataFrame:
         codes = c["endpoint"].astype(np.int64)
         methods = pd.array([m for m, _ in self._endpoints], dtype="string")
         names = pd.array([n for _, n in self._endpoints], dtype="string")
-        frame = pd.DataFrame(
-            {
-                "time": pd.to_datetime(pd.Series(c["time"], dtype="float64"), unit="s", utc=True),
-                "method": pd.Series(methods.take(codes) if len(codes) else [], dtype="string"),
-                "name": pd.Series(names.take(codes) if len(codes) else [], dtype="string"),
-                **{k: pd.Series(c[k], dtype="int64") for k in (*_INT_HEAD, *_INT_TAIL)},
-                **{k: pd.Series(c[k], dtype="float64") for k in _FLOAT_COLUMNS},
-            }
-        )
-        frame["time"] = frame["time"].astype("datetime64[ns, UTC]")
-        return frame[HISTORY_COLUMNS]
+        empty = pd.array([], dtype="string")
+        columns: dict[str, Any] = {
+            "time": pd.to_datetime(c["time"], unit="s", utc=True).astype("datetime64[ns, UTC]"),
+            "method": methods.take(codes) if len(codes) else empty,
+            "name": names.take(codes) if len(codes) else empty,
+        }
+        for name in HISTORY_COLUMNS[3:]:
+            kind = "float64" if name in _FLOAT_COLUMNS else "int64"
+            columns[name] = c[name].astype(kind, copy=False)
+        return pd.DataFrame(columns, copy=False)  # no block consolidation: one copy less
 
     def errors(self) -> pd.DataFrame:
         """Failures grouped by ``(method, name, error)`` with a count."""

@@ -21,6 +21,8 @@ thread. A reader takes whichever file of a minute exists; a torn last IPC batch 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import math
 import os
@@ -63,6 +65,14 @@ def is_streamed(folder: str | Path) -> bool:
         return bool(json.loads(meta.read_text()).get("streamed"))
     except ValueError:
         return False
+
+
+def release_heap() -> None:
+    """Hand freed heap back to the system: glibc and Arrow's allocator keep it otherwise, and
+    the controller's resident memory would carry the largest query's peak for good."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing more to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -184,6 +194,7 @@ class RunStore:
                     self._convert(kind, minute)
                 except (OSError, pa.ArrowException) as exc:  # the IPC file stays readable
                     self.error = f"rewriting minute {minute} of {kind} as Parquet: {exc}"
+            release_heap()  # once a minute, off the receive thread
             if self._todo.empty():
                 self._idle.set()
 
