@@ -21,10 +21,11 @@ from typing import Any
 import pandas as pd
 
 from notebookswarm.errors import ConfigError
-from notebookswarm.notebook.rundata import Packed, RunData, Slot, to_seconds
+from notebookswarm.notebook.rundata import Packed, RunData, Slot
 from notebookswarm.notebook.store import FORMAT as STREAMED
 from notebookswarm.notebook.store import is_streamed
 from notebookswarm.notebook.view import RunView
+from notebookswarm.notebook.windows import to_seconds
 from notebookswarm.stats.histogram import Histogram
 
 FORMAT = 1

@@ -24,12 +24,10 @@ so windows reaching back further are resolved to the minute.
 
 from __future__ import annotations
 
-import bisect
 import copy
 import dataclasses
 import math
 import sys
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,13 @@ import pandas as pd
 
 from notebookswarm.cluster import protocol
 from notebookswarm.notebook import streamed
+from notebookswarm.notebook.columns import (
+    FLOAT_COLUMNS,
+    HISTORY_COLUMNS,
+    WORKER_COLUMNS,
+    Columns,
+    workers_frame,
+)
 from notebookswarm.notebook.frames import (
     AGGREGATED,
     errors_frame,
@@ -47,101 +52,16 @@ from notebookswarm.notebook.frames import (
 )
 from notebookswarm.notebook.slots import Key, Packed, Slot, absorb, take_older
 from notebookswarm.notebook.store import RunStore, release_heap
+from notebookswarm.notebook.windows import percentiles_frame, to_seconds
 from notebookswarm.stats.histogram import Histogram
-from notebookswarm.stats.requests import EndpointStats, RequestStats
+from notebookswarm.stats.requests import RequestStats
 
 __all__ = ["HISTORY_COLUMNS", "WORKER_COLUMNS", "Packed", "RunData", "Slot"]
 
 _NS_PER_MS = 1_000_000
 #: The history's typed columns; the table is time, method, name and these, in this order.
-_INT_HEAD = ("requests", "failures")
-_FLOAT_COLUMNS = streamed.FLOAT_COLUMNS
-_INT_TAIL = ("users", "arrivals", "late", "dropped")
-HISTORY_COLUMNS = ["time", "method", "name", *_INT_HEAD, *_FLOAT_COLUMNS, *_INT_TAIL]
-WORKER_COLUMNS = [
-    "id",
-    "host",
-    "pid",
-    "cores",
-    "state",
-    "users",
-    "cpu_percent",
-    "loop_lag_ms",
-    "rps",
-    "last_seen",
-    "overloaded",
-    "error",
-]
 #: History rows leave memory in steps of at least this many seconds (one memmove a minute).
 _TRIM_STEP = 60.0
-
-
-class _Columns:
-    """Append-only typed columns for the history table."""
-
-    def __init__(self) -> None:
-        self.time = array("d")
-        self.endpoint = array("i")
-        self.ints = {name: array("q") for name in (*_INT_HEAD, *_INT_TAIL)}
-        self.floats = {name: array("d") for name in _FLOAT_COLUMNS}
-
-    def add(
-        self,
-        time: float,
-        endpoint: int,
-        stats: EndpointStats,
-        span: float,
-        users: int,
-        arrivals: tuple[int, int, int] = (0, 0, 0),
-    ) -> None:
-        n = stats.requests
-        p50, p95, p99 = stats.latency.percentiles([0.5, 0.95, 0.99])
-        self.time.append(time)
-        self.endpoint.append(endpoint)
-        self.ints["requests"].append(n)
-        self.ints["failures"].append(stats.failures)
-        self.ints["users"].append(users)
-        for name, count in zip(("arrivals", "late", "dropped"), arrivals, strict=True):
-            self.ints[name].append(count)
-        nan = math.nan
-        values = {
-            "rps": n / span if span > 0 else 0.0,
-            "p50_ms": p50 / _NS_PER_MS if n else nan,
-            "p95_ms": p95 / _NS_PER_MS if n else nan,
-            "p99_ms": p99 / _NS_PER_MS if n else nan,
-            "p99_corrected_ms": stats.corrected_latency.percentile(0.99) / _NS_PER_MS if n else nan,
-            "max_ms": stats.latency.max / _NS_PER_MS if n else nan,
-            "mean_ms": stats.total_ns / n / _NS_PER_MS if n else nan,
-        }
-        for name, value in values.items():
-            self.floats[name].append(value)
-
-    def __len__(self) -> int:
-        return len(self.time)
-
-    def trim(self, upto: float) -> None:
-        """Forget the rows stamped at or before ``upto`` (they are on disk)."""
-        k = bisect.bisect_right(self.time, upto)
-        del self.time[:k]
-        del self.endpoint[:k]
-        for ints in self.ints.values():
-            del ints[:k]
-        for floats in self.floats.values():
-            del floats[:k]
-
-    def batch(self, begin: int) -> Any:
-        """The rows from ``begin`` on, as an Arrow record batch for the store."""
-        return streamed.history_batch(self.time, self.endpoint, self.ints, self.floats, begin)
-
-    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
-        """Every column as a numpy array (copies: the arrays may grow meanwhile)."""
-        out: dict[str, np.ndarray[Any, Any]] = {
-            "time": np.array(self.time, dtype=np.float64),
-            "endpoint": np.array(self.endpoint, dtype=np.int32),
-        }
-        out.update({k: np.array(v, dtype=np.int64) for k, v in self.ints.items()})
-        out.update({k: np.array(v, dtype=np.float64) for k, v in self.floats.items()})
-        return out
 
 
 class RunData:
@@ -170,7 +90,7 @@ class RunData:
         self._hours: list[Slot] = []  # only when streaming: the disk keeps the minutes
         self._minutes: list[Slot] = []
         self._fine: list[Slot] = []
-        self._columns = _Columns()
+        self._columns = Columns()
         self._cut = -math.inf  # history rows stamped at or before this are on disk only
         self._endpoints: list[Key] = []
         self._codes: dict[Key, int] = {}
@@ -232,7 +152,7 @@ class RunData:
         self.failures += failures
         self.updates += 1
         if store is not None:
-            self._guarded(_write_event, store, end, update.stats, lost, failures)
+            self._guarded(streamed.write_event, store, end, update.stats, lost, failures)
         if not update.reports:
             return  # a state change between seconds: no requests to tabulate
         if self.first is None:
@@ -248,10 +168,10 @@ class RunData:
             code = self._code(key)
             self._columns.add(end, code, stats, span, self.users)
             slot.histograms[key] = packed = Packed.pack(stats.latency)
-            rows.append(_hist_row(code, False, packed, stats))
+            rows.append(streamed.hist_row(code, False, packed, stats))
             if stats.corrected is not None:
                 slot.corrected[key] = packed = Packed.pack(stats.corrected)
-                rows.append(_hist_row(code, True, packed, None))
+                rows.append(streamed.hist_row(code, True, packed, None))
         aggregated = delta.total()
         counts = (delta.arrivals, delta.late, delta.dropped)
         self.arrivals = tuple(a + b for a, b in zip(self.arrivals, counts, strict=True))
@@ -396,7 +316,7 @@ class RunData:
             "name": names.take(codes) if len(codes) else empty,
         }
         for name in HISTORY_COLUMNS[3:]:
-            kind = "float64" if name in _FLOAT_COLUMNS else "int64"
+            kind = "float64" if name in FLOAT_COLUMNS else "int64"
             columns[name] = c[name].astype(kind, copy=False)
         return pd.DataFrame(columns, copy=False)  # no block consolidation: one copy less
 
@@ -410,33 +330,7 @@ class RunData:
 
     def workers(self) -> pd.DataFrame:
         """One row per worker as the last update described it."""
-        rows = [
-            {
-                **{k: row.get(k) for k in WORKER_COLUMNS if k in row},
-                "loop_lag_ms": float(row.get("loop_lag", 0.0)) * 1000.0,
-                "overloaded": bool(row.get("overloaded", False)),
-            }
-            for row in self.workers_rows
-        ]
-        frame = pd.DataFrame(rows, columns=WORKER_COLUMNS)
-        frame["last_seen"] = pd.to_datetime(
-            frame["last_seen"].astype("float64"), unit="s", utc=True
-        ).astype("datetime64[ns, UTC]")
-        return frame.astype(
-            {
-                "id": "string",
-                "host": "string",
-                "pid": "int64",
-                "cores": "int64",
-                "state": "string",
-                "users": "int64",
-                "cpu_percent": "float64",
-                "loop_lag_ms": "float64",
-                "rps": "float64",
-                "overloaded": "bool",
-                "error": "string",
-            }
-        )
+        return workers_frame(self.workers_rows)
 
     def percentiles(
         self,
@@ -461,25 +355,7 @@ class RunData:
         """
         qs = list(q)
         lo, hi = to_seconds(start, -math.inf), to_seconds(end, math.inf)
-        keys = _group_keys(by)
-        merged: dict[tuple[str, ...], Histogram] = {}
-        for (method, name), hist in self._window(lo, hi, corrected):
-            group = tuple({"method": method, "name": name}[k] for k in keys)
-            merged.setdefault(group, Histogram()).merge(hist)
-        columns = [_label(x) for x in qs]
-        rows = []
-        for group, hist in sorted(merged.items()):
-            values = [v / _NS_PER_MS for v in hist.percentiles(qs)]
-            rows.append([*group, hist.count, *values])
-        frame = pd.DataFrame(rows, columns=[*keys, "requests", *columns])
-        frame = frame.astype(
-            {
-                "requests": "int64",
-                **dict.fromkeys(columns, "float64"),
-                **dict.fromkeys(keys, "string"),
-            }
-        )
-        return frame.set_index(keys) if keys else frame
+        return percentiles_frame(self._window(lo, hi, corrected), qs, by)
 
     def _window(self, lo: float, hi: float, corrected: bool) -> Iterator[tuple[Key, Histogram]]:
         """The histograms of the updates that ended in ``(lo, hi]``, per endpoint."""
@@ -515,71 +391,6 @@ def _histograms(slot: Slot, corrected: bool) -> Iterator[tuple[Key, Histogram]]:
         if corrected:
             packed = slot.corrected.get(key, packed)
         yield key, packed.unpack()
-
-
-def _hist_row(code: int, corrected: bool, packed: Packed, stats: EndpointStats | None) -> Any:
-    counters = (
-        (0, 0, 0, 0)
-        if stats is None
-        else (stats.requests, stats.failures, stats.total_ns, stats.bytes)
-    )
-    return streamed.HistRow(
-        code,
-        corrected,
-        packed.buckets,
-        packed.counts,
-        (*counters, packed.count, packed.min, packed.max),
-    )
-
-
-def _write_event(
-    store: RunStore,
-    end: float,
-    stats: Mapping[str, Any],
-    lost: list[dict[str, Any]],
-    failures: list[dict[str, Any]],
-) -> None:
-    event: dict[str, Any] = {"end": end}
-    for key in ("err", "exc", "arr"):
-        if stats.get(key):
-            event[key] = stats[key]
-    if lost:
-        event["lost"] = lost
-    if failures:
-        event["failures"] = failures
-    if len(event) > 1:
-        store.add_event(event)
-
-
-def to_seconds(value: Any, default: float) -> float:
-    """Epoch seconds of a time given as ``pd.Timestamp`` accepts (naive: UTC) or seconds."""
-    if value is None:
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return float(stamp.timestamp())
-
-
-def _group_keys(by: str | Sequence[str] | None) -> list[str]:
-    from notebookswarm.errors import ConfigError
-
-    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
-    for key in keys:
-        if key not in ("method", "name"):
-            raise ConfigError(f"by={by!r}: group by 'name', 'method', ['method', 'name'] or None")
-    return keys
-
-
-def _label(q: float) -> str:
-    if not 0 < q <= 1:
-        from notebookswarm.errors import ConfigError
-
-        raise ConfigError(f"quantile {q!r} is outside (0, 1]: pass 0.99 for p99")
-    text = f"{q * 100:.4f}".rstrip("0").rstrip(".").replace(".", "_")
-    return f"p{text}_ms"
 
 
 def rows_of(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -17,7 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from notebookswarm.notebook.slots import Packed
 from notebookswarm.stats.histogram import Histogram
+from notebookswarm.stats.requests import EndpointStats
 
 INT_COLUMNS = ("requests", "failures", "users", "arrivals", "late", "dropped")
 FLOAT_COLUMNS = ("rps", "p50_ms", "p95_ms", "p99_ms", "p99_corrected_ms", "max_ms", "mean_ms")
@@ -157,3 +159,39 @@ def by_minute(table: pa.Table) -> Iterable[tuple[float, float, pa.Table]]:
     for minute in np.unique(minutes):
         part = table.filter(pa.array(minutes == minute))
         yield float(pc.min(part["start"]).as_py()), float(pc.max(part["end"]).as_py()), part
+
+
+def hist_row(code: int, corrected: bool, packed: Packed, stats: EndpointStats | None) -> HistRow:
+    """One endpoint's histogram row of an update; ``stats`` None for a corrected one."""
+    counters = (
+        (0, 0, 0, 0)
+        if stats is None
+        else (stats.requests, stats.failures, stats.total_ns, stats.bytes)
+    )
+    return HistRow(
+        code,
+        corrected,
+        packed.buckets,
+        packed.counts,
+        (*counters, packed.count, packed.min, packed.max),
+    )
+
+
+def write_event(
+    store: Any,
+    end: float,
+    stats: Mapping[str, Any],
+    lost: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
+) -> None:
+    """Append an update's errors, exceptions, arrivals, lost intervals and failures, if any."""
+    event: dict[str, Any] = {"end": end}
+    for key in ("err", "exc", "arr"):
+        if stats.get(key):
+            event[key] = stats[key]
+    if lost:
+        event["lost"] = lost
+    if failures:
+        event["failures"] = failures
+    if len(event) > 1:
+        store.add_event(event)
