@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import threading
@@ -9,9 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from httptarget import Target
 
 from notebookswarm.testing import CountingServer, descendants, wait_until
+
+from httptarget import Target
 
 
 def _gevent_patched() -> bool:
@@ -22,6 +24,19 @@ def _gevent_patched() -> bool:
 # tests/patched/ holds worker-side tests: they run in their own gevent-patched interpreter
 # (python tests/patched/run.py, part of `make unit`), never in this unpatched one.
 collect_ignore = [] if _gevent_patched() else ["patched"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def runs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Swarms (and the kernels and CLIs the tests start) stream their runs to a temporary
+    folder, not into the checkout's notebookswarm-runs/."""
+    before = os.environ.get("NOTEBOOKSWARM_RUNS_DIR")
+    os.environ["NOTEBOOKSWARM_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))
+    yield
+    if before is None:
+        del os.environ["NOTEBOOKSWARM_RUNS_DIR"]
+    else:
+        os.environ["NOTEBOOKSWARM_RUNS_DIR"] = before
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.headless import OK, USAGE, HeadlessPlan, Outputs, run_headless
 from notebookswarm.notebook.locustfiles import load_classes, locustfiles
 from notebookswarm.notebook.shapes import parse_duration
-from notebookswarm.notebook.swarm import SwarmConfig
+from notebookswarm.notebook.swarm import SwarmConfig, default_runs_dir
 from notebookswarm.notebook.thresholds import parse_thresholds
 
 CONFIG_FILES = ["~/.locust.conf", "locust.conf", "notebookswarm.conf", "pyproject.toml"]
@@ -242,6 +242,12 @@ def _add_our_flags(add: Any) -> None:
     )
     add("--abort-grace", type=_duration, default=10.0, metavar="TIME")
     add("--save", metavar="DIR", help="save the run (nbs.Run.load reads it)")
+    add(
+        "--runs-dir",
+        metavar="DIR",
+        help="stream the run into a folder under DIR as it goes (default notebookswarm-runs; "
+        "'' keeps it in memory only)",
+    )
     add("--junit", metavar="FILE", help="write the threshold verdicts as JUnit XML")
     add(
         "--interval",
@@ -353,6 +359,7 @@ def plan_from(args: argparse.Namespace) -> HeadlessPlan:
         keys=args.keys,
         expect_workers=args.expect_workers,
         config=SwarmConfig(
+            runs_dir=default_runs_dir() if args.runs_dir is None else args.runs_dir or None,
             stop_timeout=args.stop_timeout,
             tags=tuple(args.tags) if args.tags else None,
             exclude_tags=tuple(args.exclude_tags or ()),

@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ class RunStore:
         self._idle = threading.Event()
         self._idle.set()
         self.error: str | None = None
+        # A run dropped without close() (a collected swarm) still closes its open files.
+        weakref.finalize(self, _close_sinks, self._writers)
         if writing:
             for kind in KINDS:
                 (self.folder / kind).mkdir(parents=True, exist_ok=True)
@@ -161,10 +164,7 @@ class RunStore:
             self._convert_later(closed)
 
     def _close_writers(self) -> None:
-        for sink, writer in self._writers.values():
-            writer.close()
-            sink.close()
-        self._writers = {}
+        _close_sinks(self._writers)
 
     def checkpoint(self, state: dict[str, Any], name: str = "checkpoint.msgpack") -> None:
         """Replace a checkpoint (cumulative statistics up to ``state["until"]``)."""
@@ -331,3 +331,11 @@ def _json_lines(path: Path) -> list[Any]:
         except ValueError:
             break  # torn by a crash: everything before it stands
     return out
+
+
+def _close_sinks(writers: dict[str, tuple[Any, ipc.RecordBatchStreamWriter]]) -> None:
+    """Close each open minute file's writer and file, and forget them."""
+    for sink, writer in writers.values():
+        writer.close()
+        sink.close()
+    writers.clear()

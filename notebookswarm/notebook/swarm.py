@@ -23,7 +23,9 @@ and a locustfile's events (:mod:`~notebookswarm.notebook.events_host`).
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
 import queue
 import re
 import sys
@@ -77,8 +79,18 @@ class SwarmConfig:
     join_timeout: float = 60.0
     raw_samples_file: str | None = None  # test hook: every latency, tagged by report
     #: Stream each run into a folder named by its start time under this one (relative to
-    #: the current directory when the run starts); None keeps runs in memory only.
-    runs_dir: str | None = "notebookswarm-runs"
+    #: the current directory when the run starts); None keeps runs in memory only. The
+    #: default is ``$NOTEBOOKSWARM_RUNS_DIR`` if set (empty: None), else notebookswarm-runs.
+    runs_dir: str | None = field(default_factory=lambda: default_runs_dir())
+
+
+def default_runs_dir() -> str | None:
+    """Where runs stream by default: ``$NOTEBOOKSWARM_RUNS_DIR`` (empty: nowhere), else
+    ``notebookswarm-runs`` in the current directory, beside the notebook."""
+    value = os.environ.get("NOTEBOOKSWARM_RUNS_DIR")
+    if value is None:
+        return "notebookswarm-runs"
+    return value or None
 
 
 class Swarm(RunView):
@@ -608,6 +620,10 @@ class Swarm(RunView):
             self._watcher.stop()
         if self._events is not None:
             self._events.fire_quitting()
+        if self._data.store is not None and self._data.store_error is None:
+            # A run that ended by a close, not a crash: its folder says it is complete.
+            with contextlib.suppress(OSError, NotebookSwarmError):
+                self.result().save()
         with self._lock:
             self._data.state = "closed"
             self._data.close()  # the stream's last minute rewritten as Parquet
