@@ -75,8 +75,15 @@ db-deps:
 	  echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# tests/test_netns.py makes network namespaces (as root) with iproute2's ip and bridge.
+.PHONY: netns-deps
+netns-deps:
+	@command -v ip >/dev/null && command -v bridge >/dev/null || { \
+	  echo "installing Debian's iproute2 for the network-namespace tests"; \
+	  apt-get update -qq && apt-get install -y -qq iproute2; }
+
 # Two lanes: the main suite, then the worker-side tests in one gevent-patched interpreter.
-unit: $(VENV)/.installed-test browser-deps db-deps
+unit: $(VENV)/.installed-test browser-deps db-deps netns-deps
 	$(VENV)/bin/pytest
 	$(PY) tests/patched/run.py
 
@@ -103,3 +110,10 @@ soak: $(VENV)/.installed-test
 
 soak-bench: $(VENV)/.installed-test
 	cd bench && ../$(PY) soak.py --hours 24 --tmp-store
+
+# Thirty 7-second partitions of a worker across network namespaces, as root (not part of
+# `make test`, whose tests/test_netns.py runs six): about six minutes, one line each.
+.PHONY: netns-stress
+netns-stress: $(VENV)/.installed-test netns-deps
+	NBS_NETNS_PARTITIONS=30 $(VENV)/bin/pytest tests/test_netns.py -k partitions -s \
+	  --timeout 1200 -p no:cacheprovider

@@ -76,9 +76,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class CountingServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 that counts requests per (method, path)."""
+    """A threaded HTTP/1.1 server that counts requests per (method, path).
 
-    def __init__(self, default: Route | None = None, keep_log: bool = False) -> None:
+    It listens on ``host`` (127.0.0.1 unless given: an address of this machine, such as
+    a bridge that network namespaces share) on a free port.
+    """
+
+    def __init__(
+        self, default: Route | None = None, keep_log: bool = False, host: str = "127.0.0.1"
+    ) -> None:
         self.default = default or Route()
         #: With ``keep_log``: ``(client port, method, path, monotonic time)`` per request.
         self.log: list[tuple[int, str, str, float]] | None = [] if keep_log else None
@@ -87,10 +93,10 @@ class CountingServer:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._connections = 0
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, 0), _Handler)
         self._server.owner = self
         self.port: int = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
