@@ -75,7 +75,7 @@ db-deps:
 	  echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-# tests/test_netns.py makes network namespaces (as root) with iproute2's ip and bridge.
+# tests/cluster/test_netns.py makes network namespaces (as root) with iproute2's ip and bridge.
 .PHONY: netns-deps
 netns-deps:
 	@command -v ip >/dev/null && command -v bridge >/dev/null || { \
@@ -100,7 +100,7 @@ LOCUST_VERSION ?= 2.47.0
 bench: $(VENV)/.installed
 	$(PY) bench/run_bench.py --setup --locust-version $(LOCUST_VERSION)
 
-# The fault soak (not part of `make test`, which runs a one-cycle version in tests/test_soak.py):
+# The fault soak (not part of `make test`, which runs a one-cycle version in tests/notebook/test_soak.py):
 # 4 workers against a counting target through three cycles of faults, about 20 minutes;
 # prints the table of faults survived and requests accounted for, and the memory slopes.
 # `make soak-bench`: a simulated day of 100 endpoints through the controller (docs/performance.md).
@@ -112,8 +112,8 @@ soak-bench: $(VENV)/.installed-test
 	cd bench && ../$(PY) soak.py --hours 24 --tmp-store
 
 # Thirty 7-second partitions of a worker across network namespaces, as root (not part of
-# `make test`, whose tests/test_netns.py runs six): about six minutes, one line each.
+# `make test`, whose tests/cluster/test_netns.py runs six): about six minutes, one line each.
 .PHONY: netns-stress
 netns-stress: $(VENV)/.installed-test netns-deps
-	NBS_NETNS_PARTITIONS=30 $(VENV)/bin/pytest tests/test_netns.py -k partitions -s \
+	NBS_NETNS_PARTITIONS=30 $(VENV)/bin/pytest tests/cluster/test_netns.py -k partitions -s \
 	  --timeout 1200 -p no:cacheprovider

@@ -19,7 +19,7 @@ To add a message:
      the bounded aliases such as ``NonNegativeInt``, and nested records: frozen dataclasses
      without a ``KIND``, sent as maps of their fields). No field may be called ``v`` or ``k``.
   2. Add the class to the ``Message`` union; ``MESSAGE_TYPES`` and the decoder follow.
-  3. Add a sample to ``SAMPLES`` in tests/test_protocol.py and a handler on the receiving
+  3. Add a sample to ``SAMPLES`` in tests/cluster/test_protocol.py and a handler on the receiving
      side. If you change the fields of a message that already shipped, bump
      ``PROTOCOL_VERSION``.
 

@@ -2,7 +2,7 @@
 
 An :class:`~notebookswarm.engine.arrivals.ArrivalRunner` here reads a
 :class:`~notebookswarm.testing.FakeClock`, so each test says what time it is instead of
-sleeping; the rates on real workers are tested in tests/test_arrivals.py.
+sleeping; the rates on real workers are tested in tests/engine/test_arrivals.py.
 """
 
 from __future__ import annotations

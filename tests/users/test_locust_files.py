@@ -15,7 +15,7 @@ from notebookswarm._local import LocalResult, run_local
 from notebookswarm.testing import CountingServer
 from notebookswarm.users.compat.single import debug_user
 
-FILES = Path(__file__).parent / "locustfiles"
+FILES = Path(__file__).resolve().parents[1] / "locustfiles"
 
 
 def _counts(result: LocalResult) -> dict[tuple[str, str], int]:

@@ -17,7 +17,7 @@ from notebookswarm._local import run_local
 pytestmark = pytest.mark.skipif(
     not list(PG_ROOT.glob("*/bin/initdb")), reason="no PostgreSQL server: run `make db-deps`"
 )
-FILES = Path(__file__).parent / "locustfiles"
+FILES = Path(__file__).resolve().parents[1] / "locustfiles"
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ from notebookswarm.users.compat.shape import LocustShape, ShapeStep
 from notebookswarm.users.core import User, UserContext
 from notebookswarm.users.measure import measure
 
-FILES = Path(__file__).parent / "locustfiles"
+FILES = Path(__file__).resolve().parents[1] / "locustfiles"
 
 
 def test_loading_a_locustfile_leaves_no_locust_module() -> None:

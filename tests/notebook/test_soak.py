@@ -15,7 +15,7 @@ from faultsoak import Soak, run
 
 from notebookswarm.notebook.run import Run
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # the tests' helpers
 #: The controller's budget (docs/performance.md): a day of 100 endpoints under 300 MB.
 BUDGET_MB = 300
 

@@ -13,7 +13,7 @@ from notebookswarm.cluster import protocol
 from notebookswarm.cluster.config import MasterConfig
 from notebookswarm.testing import CountingServer, process_gone, wait_until
 
-from cluster import Cluster
+from harness import Cluster
 
 WEB_USER = """
 from notebookswarm import HttpUser, task, constant
@@ -172,7 +172,7 @@ def test_workers_exit_when_the_master_is_killed(cluster: Cluster) -> None:
 CONTROLLER_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from cluster import Cluster
+from harness import Cluster
 from notebookswarm.cluster.config import MasterConfig
 
 swarm = Cluster(MasterConfig(heartbeat_interval=0.5, controller_timeout=3.0), workers=2)
@@ -193,7 +193,9 @@ def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> N
 
     with CountingServer() as target:
         script = CONTROLLER_SCRIPT.format(
-            tests=str(Path(__file__).parent), source=WEB_USER.format(wait=0.1), url=target.url
+            tests=str(Path(__file__).resolve().parents[1]),
+            source=WEB_USER.format(wait=0.1),
+            url=target.url,
         )
         controller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
         try:

@@ -319,7 +319,7 @@ WRONG_FIELDS = [
 ]
 
 # Ill-formed arguments of control commands: the controller's frame is refused by decode, so
-# the master counts it as dropped (tests/test_master_process.py) and never acts on it.
+# the master counts it as dropped (tests/cluster/test_master_process.py) and never acts on it.
 LOAD_CODE = next(s for s in SAMPLES if type(s) is LoadCode)
 READER = {"name": "Reader", "weight": 1, "fixed_count": 0}
 MALFORMED_COMMANDS = [
