@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from notebookswarm.errors import ConfigError
 from notebookswarm.notebook.rundata import Packed, RunData, Slot
 from notebookswarm.notebook.store import FORMAT as STREAMED
 from notebookswarm.notebook.store import is_streamed
-from notebookswarm.notebook.view import RunView
+from notebookswarm.notebook.view import RunView, T
 from notebookswarm.notebook.windows import to_seconds
 from notebookswarm.stats.histogram import Histogram
 
@@ -62,18 +62,10 @@ class Run(RunView):
             return self._frozen[name].copy()
         if name in _SERVER_TABLES:
             return _empty_server_table(name)
-        frame: pd.DataFrame = getattr(self._data, name)()
-        return frame
+        return super()._table(name)
 
-    def _percentiles(
-        self,
-        q: Sequence[float],
-        start: Any,
-        end: Any,
-        by: str | Sequence[str] | None,
-        corrected: bool,
-    ) -> pd.DataFrame:
-        return self._data.percentiles(q, start, end, by, corrected)
+    def _read(self, reader: Callable[[RunData], T]) -> T:
+        return reader(self._data)
 
     @property
     def complete(self) -> bool:

@@ -59,7 +59,7 @@ from notebookswarm.notebook.processes import (
 from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
-from notebookswarm.notebook.view import RunView
+from notebookswarm.notebook.view import RunView, T
 from notebookswarm.notebook.watch import ServerRow, Watcher, grid_start
 from notebookswarm.users.core import check_host
 
@@ -676,20 +676,11 @@ class Swarm(RunView):
             if not tables:
                 return Run(self._data, {})._table(name)  # typed and empty
             return tables[name]
-        with self._lock:
-            frame: pd.DataFrame = getattr(self._data, name)()
-            return frame
+        return super()._table(name)
 
-    def _percentiles(
-        self,
-        q: Sequence[float],
-        start: Any,
-        end: Any,
-        by: str | Sequence[str] | None,
-        corrected: bool,
-    ) -> pd.DataFrame:
+    def _read(self, reader: Callable[[RunData], T]) -> T:
         with self._lock:
-            return self._data.percentiles(q, start, end, by, corrected)
+            return reader(self._data)
 
     def _summary(self) -> dict[str, Any]:
         with self._lock:

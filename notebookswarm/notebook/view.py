@@ -1,34 +1,35 @@
 """One read-only view of a run's DataFrames, shared by a live ``Swarm`` and a saved ``Run``.
 
-Subclasses say how to read a table (:meth:`RunView._table`) and percentiles
-(:meth:`RunView._percentiles`): a swarm under its lock from live data, a run from frozen
-or loaded frames. The columns are documented in docs/statistics.md (DataFrames).
+Subclasses say how to reach the data (:meth:`RunView._read`): a swarm under its lock, a
+run directly; a run may also answer a table from frozen or loaded frames
+(:meth:`RunView._table`). The columns are documented in docs/statistics.md (DataFrames).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from notebookswarm.notebook.rundata import RunData
+
+T = TypeVar("T")
 
 
 class RunView:
     """The DataFrames of a run: ``stats``, ``history``, ``errors``, ``exceptions``, ``workers``,
     and the watched server's ``server`` and ``server_errors``."""
 
-    def _table(self, name: str) -> pd.DataFrame:
+    def _read(self, reader: Callable[[RunData], T]) -> T:
+        """Call ``reader`` on the run's data (a live swarm holds its lock meanwhile)."""
         raise NotImplementedError
 
-    def _percentiles(
-        self,
-        q: Sequence[float],
-        start: Any,
-        end: Any,
-        by: str | Sequence[str] | None,
-        corrected: bool,
-    ) -> pd.DataFrame:
-        raise NotImplementedError
+    def _table(self, name: str) -> pd.DataFrame:
+        """One of the DataFrames by name (``RunData``'s method of that name)."""
+        frame: pd.DataFrame = self._read(lambda data: getattr(data, name)())
+        return frame
 
     @property
     def stats(self) -> pd.DataFrame:
@@ -79,4 +80,4 @@ class RunView:
         ``"name"``, ``"method"``, ``["method", "name"]`` or None for all requests together;
         ``corrected``: the open model's latencies from the intended start time.
         """
-        return self._percentiles(q, start, end, by, corrected)
+        return self._read(lambda data: data.percentiles(q, start, end, by, corrected))
