@@ -1,0 +1,71 @@
+"""report_to_master / worker_report across two workers: every report's data reaches the
+controller once, the final flush included, and a test_stop listener sees the exact total —
+headless, and from a notebook kernel where the listener runs in the kernel itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notebookswarm.testing import CountingServer
+
+from kernel import kernel
+
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfiles" / "worker_totals.py"
+
+pytestmark = pytest.mark.usefixtures("no_strays")
+
+
+def test_headless_worker_report_totals_equal_the_target(
+    tmp_path: Path, target: CountingServer
+) -> None:
+    """`notebookswarm run` with two workers: the test_stop listener's worker_report totals
+    equal what the target received, exactly."""
+    totals = tmp_path / "totals.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTEBOOKSWARM_", "LOCUST_"))}
+    env["NBS_TOTALS_FILE"] = str(totals)
+    env["NOTEBOOKSWARM_RUNS_DIR"] = ""
+    done = subprocess.run(
+        [sys.executable, "-m", "notebookswarm", "run", "-f", str(LOCUSTFILE), "-H", target.url,
+         "-u", "4", "-r", "50", "-t", "3s", "--workers", "2", "--only-summary"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(totals.read_text())
+    assert seen["requests"] == target.count() > 0
+    assert seen["reports"] >= 2 * 2  # two workers, at least two reports each
+
+
+def test_a_locustfile_in_a_kernel_runs_its_test_stop_listener_in_the_kernel(
+    tmp_path: Path, target: CountingServer
+) -> None:
+    """nbs.Swarm("locustfile.py") in a real kernel: the file runs unchanged on two workers,
+    and its test_stop listener runs in the kernel with totals equal to the target's."""
+    totals = tmp_path / "totals.json"
+    with kernel() as k:
+        pid = int(
+            k.run(
+                f"""
+                import os
+                os.environ["NBS_TOTALS_FILE"] = {str(totals)!r}
+                import notebookswarm as nbs
+                swarm = nbs.Swarm({str(LOCUSTFILE)!r}, host={target.url!r}, workers=2)
+                swarm.start(users=4, spawn_rate=50)
+                swarm.wait("spawned", timeout=30)
+                swarm.wait(2)
+                swarm.stop()
+                swarm.close()
+                import sys
+                assert "locust" not in sys.modules and "gevent" not in sys.modules
+                print(os.getpid())
+                """
+            )
+        )
+    seen = json.loads(totals.read_text())
+    assert seen["pid"] == pid  # the listener ran in the kernel
+    assert seen["requests"] == target.count() > 0
