@@ -416,3 +416,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"notebookswarm {__version__}"
+
+
+def test_single_user_prints_every_request(
+    tmp_path: Path, locustfile: Path, target: CountingServer, no_strays: None
+) -> None:
+    """run --single-user runs one user of the named class and prints each of its requests."""
+    done = run(
+        ["-f", str(locustfile), "-H", target.url, "-t", "1", "--single-user", "Reader"], tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.splitlines() if re.search(r"\bGET\s+/", line)]
+    assert len(printed) >= target.count() > 0

@@ -243,6 +243,11 @@ def _add_our_flags(add: Any) -> None:
     add("--abort-grace", type=_duration, default=10.0, metavar="TIME")
     add("--save", metavar="DIR", help="save the run (nbs.Run.load reads it)")
     add(
+        "--single-user",
+        action="store_true",
+        help="debug: run one user of the (first) class, printing every request as it happens",
+    )
+    add(
         "--runs-dir",
         metavar="DIR",
         help="stream the run into a folder under DIR as it goes (default notebookswarm-runs; "
@@ -390,8 +395,28 @@ def main(argv: Sequence[str]) -> int:
             for cls in load_classes(locustfiles(args.locustfile), args.user_classes):
                 print(cls.__name__)
             return OK
+        if args.single_user:
+            return single_user(args)
         plan = plan_from(args)
     except ConfigError as exc:
         print(f"notebookswarm run: error: {exc}", file=sys.stderr)
         return USAGE
     return run_headless(plan)
+
+
+def single_user(args: argparse.Namespace) -> int:
+    """Run one user in a worker process of its own, its every request printed (gevent
+    patches only that process); return its exit status."""
+    import subprocess
+
+    files = locustfiles(args.locustfile)
+    if len(files) != 1:
+        raise ConfigError("--single-user runs one locustfile: pass one -f FILE")
+    command = [sys.executable, "-m", "notebookswarm.worker", "--single-user", "-f", str(files[0])]
+    if args.host:
+        command += ["--host", args.host]
+    if args.user_classes:
+        command += ["--user-class", args.user_classes[0]]
+    if args.run_time is not None:
+        command += ["--run-time", str(args.run_time)]
+    return subprocess.run(command, check=False).returncode
