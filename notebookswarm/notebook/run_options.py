@@ -16,6 +16,7 @@ message saying what to do instead: docs/cli.md lists them. To add a flag: 1. dec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -32,6 +33,7 @@ from notebookswarm.notebook.locustfiles import load_classes, locustfiles
 from notebookswarm.notebook.shapes import parse_duration
 from notebookswarm.notebook.swarm import SwarmConfig, default_runs_dir
 from notebookswarm.notebook.thresholds import parse_thresholds
+from notebookswarm.users.compat.loading import options_for_workers
 
 CONFIG_FILES = ["~/.locust.conf", "locust.conf", "notebookswarm.conf", "pyproject.toml"]
 TOML_TABLES = ("tool.locust", "tool.notebookswarm")  # the later wins
@@ -301,16 +303,41 @@ def environment(parser: configargparse.ArgumentParser, env: Mapping[str, str]) -
 
 
 def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> argparse.Namespace:
-    """Parse a run's settings from files, the environment and ``argv``."""
+    """Parse a run's settings from files, the environment and ``argv``.
+
+    A locustfile's ``init_command_line_parser`` listeners add their own options first (so
+    they show in ``--help``); ``args.custom_options`` names them.
+    """
     parser = build_parser()
     variables = environment(parser, os.environ if env is None else env)
+    before = {action.dest for action in parser._actions}
+    _add_file_options(parser, argv, variables)
     args: argparse.Namespace = parser.parse_args(list(argv), env_vars=variables)
+    args.custom_options = sorted({action.dest for action in parser._actions} - before)
     if not args.user_classes:
         names = variables.get(ENV_PREFIX + "USER_CLASSES") or variables.get("LOCUST_USER_CLASSES")
         args.user_classes = (names or "").split()
     if args.csv_full_history and not args.csv_prefix:
         parser.error("--csv-full-history needs --csv PREFIX")
     return args
+
+
+def _add_file_options(
+    parser: configargparse.ArgumentParser, argv: Sequence[str], variables: Mapping[str, str]
+) -> None:
+    """Let the one locustfile of ``-f`` add its options (loading it costs a file's import)."""
+    quiet = [a for a in argv if a not in ("-h", "--help")]  # --help comes after the file's
+    known, _ = parser.parse_known_args(quiet, env_vars=variables)
+    try:
+        files = locustfiles(known.locustfile)
+    except ConfigError:
+        return  # the real parse says what is wrong with -f
+    if len(files) != 1:
+        return
+    from notebookswarm.users.compat.loading import add_custom_arguments, load_locustfile
+
+    with contextlib.suppress(ConfigError):  # a broken file fails later, with its reason
+        add_custom_arguments(parser, load_locustfile(files[0]))
 
 
 def ignored_notes(args: argparse.Namespace) -> list[str]:
@@ -365,6 +392,7 @@ def plan_from(args: argparse.Namespace) -> HeadlessPlan:
         expect_workers=args.expect_workers,
         config=SwarmConfig(
             runs_dir=default_runs_dir() if args.runs_dir is None else args.runs_dir or None,
+            parsed_options=options_for_workers(args),
             stop_timeout=args.stop_timeout,
             tags=tuple(args.tags) if args.tags else None,
             exclude_tags=tuple(args.exclude_tags or ()),

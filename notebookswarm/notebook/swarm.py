@@ -61,6 +61,7 @@ from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.notebook.view import RunView, T
 from notebookswarm.notebook.watch import ServerRow, Watcher, grid_start
+from notebookswarm.users.compat.loading import set_parsed_options
 from notebookswarm.users.core import check_host
 
 FrameCallback = Callable[[protocol.Update], None]
@@ -82,6 +83,8 @@ class SwarmConfig:
     #: the current directory when the run starts); None keeps runs in memory only. The
     #: default is ``$NOTEBOOKSWARM_RUNS_DIR`` if set (empty: None), else notebookswarm-runs.
     runs_dir: str | None = field(default_factory=lambda: default_runs_dir())
+    #: A locustfile's ``environment.parsed_options`` (plain values), in the workers and here.
+    parsed_options: dict[str, Any] | None = None
 
 
 def default_runs_dir() -> str | None:
@@ -139,6 +142,8 @@ class Swarm(RunView):
         )
         code = self._load_code(users, user_classes) if users or master is None else None
         if code is not None and code.loaded is not None:
+            if self.config.parsed_options is not None:
+                set_parsed_options(code.loaded, self.config.parsed_options)
             self._events = ControllerEvents(
                 code.loaded,
                 quit=weakly(self, lambda swarm: swarm.stop()),
@@ -204,6 +209,8 @@ class Swarm(RunView):
         }
         if self.config.raw_samples_file:
             options["raw_samples_file"] = self.config.raw_samples_file
+        if self.config.parsed_options is not None:
+            options["parsed_options"] = dict(self.config.parsed_options)
         return load_user_code(users, self.host, options, names)
 
     def _worker_rows(self) -> list[protocol.WorkerRow]:

@@ -69,3 +69,29 @@ def test_a_locustfile_in_a_kernel_runs_its_test_stop_listener_in_the_kernel(
     seen = json.loads(totals.read_text())
     assert seen["pid"] == pid  # the listener ran in the kernel
     assert seen["requests"] == target.count() > 0
+
+
+CUSTOM = Path(__file__).resolve().parents[1] / "locustfiles" / "custom_option.py"
+
+
+def test_a_locustfile_option_shows_in_help_and_reaches_workers_and_listeners(
+    tmp_path: Path, target: CountingServer
+) -> None:
+    """An init_command_line_parser option is in `run --help`; its value set on the command
+    line is environment.parsed_options in the workers (the page read) and the controller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTEBOOKSWARM_", "LOCUST_"))}
+    command = [sys.executable, "-m", "notebookswarm", "run", "-f", str(CUSTOM)]
+    shown = subprocess.run(
+        [*command, "--help"], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--page" in shown.stdout
+    totals = tmp_path / "totals.json"
+    env.update(NBS_TOTALS_FILE=str(totals), NOTEBOOKSWARM_RUNS_DIR="")
+    done = subprocess.run(
+        [*command, "-H", target.url, "-u", "2", "-r", "50", "-t", "2s", "--workers", "1",
+         "--only-summary", "--page", "/special"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert set(target.counts()) == {("GET", "/special")}
+    assert json.loads(totals.read_text()) == {"page": "/special"}
