@@ -157,13 +157,16 @@ def run_headless(plan: HeadlessPlan, stdout: TextIO | None = None) -> int:
             aborted = _drive(swarm, plan, interrupts, human)
             _stop(swarm, human)
             run = swarm.result()
+            environment = swarm.environment
         finally:
             interrupts.closing = True
             swarm.close()
             interrupts.closing = False
         if interrupts.quit_now:
             raise KeyboardInterrupt
-        return _finish(run, plan, aborted, stdout, human)
+        code = _finish(run, plan, aborted, stdout, human)
+        chosen = getattr(environment, "process_exit_code", None)
+        return code if chosen is None else int(chosen)  # a listener's choice, as in Locust
     except KeyboardInterrupt:
         human.write("\ninterrupted twice: every process stopped, no output written\n")
         return INTERRUPTED

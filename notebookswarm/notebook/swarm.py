@@ -658,6 +658,12 @@ class Swarm(RunView):
         return state
 
     @property
+    def environment(self) -> Any:
+        """A locustfile's Locust ``Environment`` as its master-side listeners see it (None
+        for classes given directly)."""
+        return None if self._events is None else self._events.environment
+
+    @property
     def targets(self) -> SwarmTargets:
         """The swarm's state and targets as last known (what the dashboard starts from)."""
         with self._lock:

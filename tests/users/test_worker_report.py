@@ -95,3 +95,35 @@ def test_a_locustfile_option_shows_in_help_and_reaches_workers_and_listeners(
     assert done.returncode == 0, done.stderr
     assert set(target.counts()) == {("GET", "/special")}
     assert json.loads(totals.read_text()) == {"page": "/special"}
+
+
+EXIT_CODE = """
+from locust import HttpUser, constant, events, task
+
+
+@events.quitting.add_listener
+def judge(environment, **kwargs):
+    environment.process_exit_code = 7
+
+
+class Reader(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def read(self):
+        self.client.get("/")
+"""
+
+
+def test_a_listener_chooses_the_exit_code(tmp_path: Path, target: CountingServer) -> None:
+    """environment.process_exit_code set by a listener is the run's exit code, as in Locust."""
+    path = tmp_path / "locustfile.py"
+    path.write_text(EXIT_CODE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTEBOOKSWARM_", "LOCUST_"))}
+    env["NOTEBOOKSWARM_RUNS_DIR"] = ""
+    done = subprocess.run(
+        [sys.executable, "-m", "notebookswarm", "run", "-f", str(path), "-H", target.url,
+         "-u", "1", "-t", "1s", "--workers", "1", "--only-summary"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 7, done.stderr

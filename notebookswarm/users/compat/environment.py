@@ -231,6 +231,8 @@ class Environment:
         self.parsed_options = parsed_options if parsed_options is not None else argparse.Namespace()
         self.available_user_classes = available_user_classes or {}
         self.available_shape_classes = available_shape_classes or {}
+        #: Set by a listener to choose `notebookswarm run`'s exit code, as in Locust.
+        self.process_exit_code: int | None = None
         self.runner: Runner | None = None
         self.web_ui: None = None
         self._stats_source: Callable[[], RequestStats] = RequestStats
