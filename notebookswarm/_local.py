@@ -1,8 +1,9 @@
 """Run one swarm in a single local worker process and collect its statistics.
 
 The simplest way to run users: no master, one worker subprocess started with
-``--standalone``, its frames read from a pipe. The demo and the engine's tests use it;
-the ZeroMQ master and the notebook ``Swarm`` build on the same worker runtime.
+``--standalone``, its frames read from a pipe. Public as
+:func:`notebookswarm.testing.run_local`, for testing a user class (and used by our own
+tests of the engine); the notebook ``Swarm`` runs the same worker runtime under a master.
 Everything is checked here, before the worker starts, so bad input starts nothing.
 """
 

@@ -10,8 +10,13 @@ target actually received::
         ... run users against target.url ...
         assert target.count("GET", "/") == stats_for_get_root
 
-:func:`wait_until` waits for a condition with a deadline (instead of a sleep), and
-:class:`FakeClock` stands in for ``time.monotonic`` where code takes a ``clock=``.
+:func:`wait_until` waits for a condition with a deadline (instead of a sleep),
+:class:`FakeClock` stands in for ``time.monotonic`` where code takes a ``clock=``, and
+:func:`run_local` runs user classes in one worker process without a master and returns
+their statistics — a quick way to test a user class::
+
+    result = run_local("users.py", host=target.url, users=2, run_time=2.0)
+    assert result.stats.total().requests == target.count()
 """
 
 from __future__ import annotations
@@ -24,6 +29,19 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from notebookswarm._local import LocalResult, run_local
+
+__all__ = [
+    "CountingServer",
+    "FakeClock",
+    "LocalResult",
+    "Route",
+    "descendants",
+    "process_gone",
+    "run_local",
+    "wait_until",
+]
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ import pytest
 
 from notebookswarm import demo
 from notebookswarm._demo.target import _first_line
-from notebookswarm._local import LocalResult, run_local
 from notebookswarm.cluster.launch import reap
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.stats.requests import RequestStats
-from notebookswarm.testing import process_gone, wait_until
+from notebookswarm.testing import LocalResult, process_gone, run_local, wait_until
 
 from fresh import python_output
 

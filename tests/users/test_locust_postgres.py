@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from notebookswarm._demo.pg import PG_ROOT, Cluster, RunAs
-from notebookswarm._local import run_local
+from notebookswarm.testing import run_local
 
 pytestmark = pytest.mark.skipif(
     not list(PG_ROOT.glob("*/bin/initdb")), reason="no PostgreSQL server: run `make db-deps`"
