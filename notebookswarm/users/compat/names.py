@@ -106,22 +106,7 @@ _TASKS: dict[str, Any] = {
 def build_modules(env: environment.Environment) -> dict[str, types.ModuleType]:
     """Return the ``locust`` modules for one load, ``events`` being ``env.events``."""
     m: dict[str, types.ModuleType] = {}
-    m["locust.user.wait_time"] = _module("locust.user.wait_time", "Wait times.", **_WAIT)
-    m["locust.user.task"] = _module("locust.user.task", "Task sets.", **_TASKS)
-    m["locust.user.users"] = _module(
-        "locust.user.users", "Users.", User=core.User, HttpUser=http.HttpUser
-    )
-    m["locust.user"] = _module(
-        "locust.user",
-        "Users and tasks.",
-        package=True,
-        User=core.User,
-        HttpUser=http.HttpUser,
-        wait_time=m["locust.user.wait_time"],
-        task=m["locust.user.task"],
-        users=m["locust.user.users"],
-        **{k: v for k, v in _TASKS.items() if k != "task"},
-    )
+    _add_user_modules(m)
     m["locust.exception"] = _module(
         "locust.exception",
         "Exceptions.",
@@ -178,6 +163,26 @@ def build_modules(env: environment.Environment) -> dict[str, types.ModuleType]:
     )
     m["locust"] = _top(env, m)
     return m
+
+
+def _add_user_modules(m: dict[str, types.ModuleType]) -> None:
+    """Add ``locust.user`` and its submodules (users, tasks, wait times) to ``m``."""
+    m["locust.user.wait_time"] = _module("locust.user.wait_time", "Wait times.", **_WAIT)
+    m["locust.user.task"] = _module("locust.user.task", "Task sets.", **_TASKS)
+    m["locust.user.users"] = _module(
+        "locust.user.users", "Users.", User=core.User, HttpUser=http.HttpUser
+    )
+    m["locust.user"] = _module(
+        "locust.user",
+        "Users and tasks.",
+        package=True,
+        User=core.User,
+        HttpUser=http.HttpUser,
+        wait_time=m["locust.user.wait_time"],
+        task=m["locust.user.task"],
+        users=m["locust.user.users"],
+        **{k: v for k, v in _TASKS.items() if k != "task"},
+    )
 
 
 def _top(env: environment.Environment, m: dict[str, types.ModuleType]) -> types.ModuleType:
