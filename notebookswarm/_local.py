@@ -77,24 +77,10 @@ def run_local(
         check_host(host)
     for cls in check_user_classes(load_file(locustfile, classes)):
         resolve_host(cls, host)
-    cmd = [
-        sys.executable,
-        "-m",
-        "notebookswarm.worker",
-        "--standalone",
-        "--locustfile",
-        str(locustfile),
-        "--users",
-        str(users),
-        "--spawn-rate",
-        str(spawn_rate),
-        "--run-time",
-        str(run_time),
-        "--stop-timeout",
-        str(stop_timeout),
-        "--report-interval",
-        str(report_interval),
-    ]
+    cmd = [sys.executable, "-m", "notebookswarm.worker", "--standalone", "--locustfile",
+           str(locustfile), "--users", str(users), "--spawn-rate", str(spawn_rate),
+           "--run-time", str(run_time), "--stop-timeout", str(stop_timeout),
+           "--report-interval", str(report_interval)]  # fmt: skip
     if host is not None:
         cmd += ["--host", host]
     for name in classes or ():
