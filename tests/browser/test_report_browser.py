@@ -9,6 +9,8 @@ from notebookswarm.notebook.run import Run
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.stats.requests import RequestStats
 
+from updates import as_update
+
 T0 = 1_700_000_000.0
 
 
@@ -26,16 +28,18 @@ def small_run() -> Run:
             if n % 10 == 0:
                 delta.record_request("POST", "/b", 20_000_000, 10, "HTTP 503 Service Unavailable")
         data.ingest(
-            {
-                "start": T0 + i,
-                "end": T0 + i + 1,
-                "state": "running",
-                "users": users,
-                "stats": delta.to_wire(),
-                "workers": [],
-                "reports": [["w", i]],
-                "span": 1.0,
-            }
+            as_update(
+                {
+                    "start": T0 + i,
+                    "end": T0 + i + 1,
+                    "state": "running",
+                    "users": users,
+                    "stats": delta.to_wire(),
+                    "workers": [],
+                    "reports": [["w", i]],
+                    "span": 1.0,
+                }
+            )
         )
     return Run(
         data, {"host": "http://127.0.0.1:1", "started": T0, "ended": T0 + 10, "steps": steps}
