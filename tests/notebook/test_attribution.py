@@ -187,7 +187,7 @@ def test_attribution_ranks_the_demo_pool_waiting_first(
     assert cap.server.limit == "db_pool_waiting"
     assert "while db_pool_in_use held at 4 of 4" in cap.server.sentence
     waiting = cap.server.table.iloc[0]
-    assert waiting["after"] >= 5 and waiting["before"] <= 1
+    assert waiting["after"] >= 5 and waiting["after"] >= 3 * waiting["before"]  # it grew
     assert not math.isnan(cap.throughput)
     figure = cap.server.figure()
     assert len(figure.data) >= 3
