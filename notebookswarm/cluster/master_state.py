@@ -156,7 +156,6 @@ class MasterState:
         self.pending_custom: list[protocol.CustomReport] = []
         self.pending_warnings: list[str] = []
         self.warned: set[str] = set()
-        self.name_pattern: str | None = None
         self.pending_seconds: dict[str, float] = {}  # per worker: seconds its reports cover
         self.dropped = 0
         self.started = now
@@ -168,7 +167,8 @@ class MasterState:
         #: The last updates sent, for a controller whose link dropped (``Replay``).
         self.sent: deque[protocol.Update] = deque(maxlen=config.replay_updates)
         self.abandoned = False  # standalone: the controllers left, and the swarm was stopped
-        self.stop_timeout: float | None = None  # of the last stop, for a worker that missed it
+        #: The last stop, sent again to a worker that missed it; numbered (``stop_id``).
+        self.last_stop = protocol.Stop(timeout=None)
 
     # --- workers ---------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class MasterState:
         if worker.state == "lost":
             worker.state = "ready"
             if self.state in ("stopping", "stopped"):
-                return worker, _to_both(worker, protocol.Stop(timeout=self.stop_timeout))
+                return worker, _to_both(worker, self.last_stop)
             return worker, self._redispatch()
         return worker, []
 
@@ -289,21 +289,25 @@ class MasterState:
 
     def _watch_names(self, names: protocol.NameReport | None) -> None:
         """Warn once when request names run into the thousands, and once when some fold."""
-        self.name_pattern = (names.pattern if names else None) or self.names.top_pattern()
-        distinct = len(self.names.seen)
+        many = "many" not in self.warned and len(self.names.seen) >= self.config.warn_names
+        folded = "folded" not in self.warned and bool(
+            (names and names.folded) or self.names.folded_total
+        )
+        if not (many or folded):  # the common case, every report: nothing to compute
+            return
+        pattern = (names.pattern if names else None) or self.names.top_pattern()
         hint = (
-            f"; most share the pattern {self.name_pattern!r}: group them with "
-            f"name={self.name_pattern!r} in the request"
-            if self.name_pattern
+            f"; most share the pattern {pattern!r}: group them with name={pattern!r} in the request"
+            if pattern
             else "; group them with name=... in the request"
         )
-        if "many" not in self.warned and distinct >= self.config.warn_names:
+        if many:
             self.warned.add("many")
             self.pending_warnings.append(
-                f"{distinct} distinct request names so far{hint} (each name costs memory "
-                "in every process and a row in every table)"
+                f"{len(self.names.seen)} distinct request names so far{hint} (each name costs "
+                "memory in every process and a row in every table)"
             )
-        if "folded" not in self.warned and ((names and names.folded) or self.names.folded_total):
+        if folded:
             self.warned.add("folded")
             self.pending_warnings.append(
                 f"past {self.config.max_names} request names, new ones are counted under "
@@ -569,8 +573,8 @@ class MasterState:
     def _stop(self, timeout: float | None) -> list[Out]:
         if self.state in ("ready", "stopped"):
             return []
-        stop = protocol.Stop(timeout=timeout)
-        self.stop_timeout = timeout
+        stop = protocol.Stop(timeout=timeout, stop_id=(self.last_stop.stop_id or 0) + 1)
+        self.last_stop = stop
         self.state = "stopping"
         self.assignment = {}
         out: list[Out] = [o for w in self._alive() for o in _to_both(w, stop)]

@@ -310,10 +310,16 @@ class Pace:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stop:
-    """The master stops a worker's users, waiting at most ``timeout`` s for tasks to end."""
+    """The master stops a worker's users, waiting at most ``timeout`` s for tasks to end.
+
+    ``stop_id`` numbers the master's stops: the copy that reaches a worker's heartbeat
+    thread after the worker has finished that stop must not arm its stuck watch again
+    (engine/stuck.py). None for a stop that is not the master's numbered one.
+    """
 
     KIND: ClassVar[str] = "stop"
     timeout: NonNegativeFloat | None
+    stop_id: PositiveInt | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

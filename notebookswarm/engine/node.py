@@ -39,7 +39,7 @@ from notebookswarm.cluster.keys import HANDSHAKE_FAILURES, explain_handshake, wo
 from notebookswarm.engine.boundary import escapes, install_interrupt_handler
 from notebookswarm.engine.locust_events import WorkerEvents, load_worker_code
 from notebookswarm.engine.runtime import READY, Runtime, RuntimeConfig
-from notebookswarm.engine.stuck import EXIT_STUCK, StopWatch, last_words, stuck_users
+from notebookswarm.engine.stuck import EXIT_STUCK, StopWatch, hub_stack, last_words, stuck_users
 from notebookswarm.errors import ConfigError
 from notebookswarm.stats.names import DEFAULT_MAX_NAMES, DEFAULT_WARN_NAMES
 from notebookswarm.stats.requests import StatsRecorder
@@ -200,9 +200,14 @@ class Reporter:
         counts = Counter((one.user_class, one.task) for one in stuck)
         tasks = [protocol.StuckTask(user_class=c, task=t, users=n) for (c, t), n in counts.items()]
         names = ", ".join(f"{t.user_class} in {t.task}" for t in tasks) or "no user task"
+        stack = next((one.stack for one in stuck if one.stack), "")
+        if stack:
+            where = f"\nWhere it was running:\n{stack}"
+        else:  # the hub is held outside user code: say where, to find the blocking call
+            where = f"\nThe event loop's thread was at:\n{hub_stack(self.hub_thread)}"
         print(
             f"notebookswarm worker {self.worker_id}: users still running {waited:.1f} s after "
-            f"the stop was asked ({names}): exiting with status {EXIT_STUCK}",
+            f"the stop was asked ({names}): exiting with status {EXIT_STUCK}{where}",
             file=sys.stderr,
             flush=True,
         )
@@ -295,7 +300,9 @@ class Heartbeats:
             runtime = self.reporter.runtime
             default = runtime.config.stop_timeout if runtime is not None else 10.0
             timeout = getattr(message, "timeout", None)
-            self.reporter.watch.asked(default if timeout is None else timeout, time.monotonic())
+            stop_id = getattr(message, "stop_id", None)
+            grace = default if timeout is None else timeout
+            self.reporter.watch.asked(grace, time.monotonic(), stop_id)
 
     def _give_up(self, sock: Any, context: Any, waited: float) -> None:
         """Send the last report and Stuck on this thread's socket, then exit (engine.stuck)."""
@@ -496,20 +503,20 @@ class WorkerNode:
 
     def _on_stop(self, message: protocol.Stop) -> None:
         if self.stopper is None or self.stopper.dead:
-            self.stopper = gevent.spawn(self._stop, message.timeout)
+            self.stopper = gevent.spawn(self._stop, message.timeout, message.stop_id)
 
-    def _stop(self, timeout: float | None) -> None:
+    def _stop(self, timeout: float | None, stop_id: int | None = None) -> None:
         runtime = self.reporter.runtime
         if runtime is not None:
             grace = runtime.config.stop_timeout if timeout is None else timeout
-            self.reporter.watch.asked(grace, time.monotonic())
+            self.reporter.watch.asked(grace, time.monotonic(), stop_id)
             runtime.stop(timeout)
         if self.reporter.events is not None:
             self.reporter.events.stopping()  # before the flush: its report data travels in it
         self.reporter.flush()
         self.send(self.reporter.heartbeat())
         self.send(protocol.Stopped(worker_id=self.worker_id))
-        self.reporter.watch.finished()
+        self.reporter.watch.finished(stop_id)
 
 
 # --- standalone --------------------------------------------------------------------

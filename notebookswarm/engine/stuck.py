@@ -36,25 +36,53 @@ _PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
 
 
 class StopWatch:
-    """When a stop was asked and with what timeout; set by the hub or the native thread."""
+    """When a stop was asked and with what timeout; set by the hub or the native thread.
+
+    The master numbers its stops and sends each one to both sockets of a worker. When the
+    hub finishes a stop before the heartbeat thread has read its copy, that copy must not
+    arm the watch again: a stop armed with nothing left to finish would, at the next long
+    pause of the hub (a slow code load, a SIGSTOP), make a healthy worker give up.
+    """
 
     def __init__(self) -> None:
         # Plain attributes: each write is one store, safe to read from the other thread.
         self.asked_at: float | None = None
         self.timeout = 0.0
+        self.done = 0  # the highest numbered stop finished
+        self.checked_at: float | None = None  # the watching thread's last look
+        self.awake_since = 0.0  # when the watching thread last came back from a freeze
 
-    def asked(self, timeout: float, now: float) -> None:
-        """A stop with ``timeout`` was asked at ``now`` (a repeat keeps the first time)."""
+    def asked(self, timeout: float, now: float, stop_id: int | None = None) -> None:
+        """A stop with ``timeout`` was asked at ``now`` (a repeat keeps the first time).
+
+        A numbered stop already finished is ignored. No lock: the check is made again
+        after the write, so a ``finished`` that lands between the two wins.
+        """
+        if stop_id is not None and stop_id <= self.done:
+            return
         if self.asked_at is None:
             self.timeout, self.asked_at = timeout, now
+        if stop_id is not None and stop_id <= self.done:
+            self.asked_at = None
 
-    def finished(self) -> None:
+    def finished(self, stop_id: int | None = None) -> None:
         """The stop is done: nothing is stuck."""
+        if stop_id is not None:
+            self.done = max(self.done, stop_id)
         self.asked_at = None
 
     def overdue(self, now: float, hub_ran_at: float) -> float | None:
-        """Return the seconds since the stop was asked if it is stuck by now, else None."""
-        return stop_is_stuck(self.asked_at, self.timeout, now, hub_ran_at)
+        """Return the seconds since the stop was asked if it is stuck by now, else None.
+
+        Called every fraction of a second by one watching thread. A gap longer than
+        ``STUCK_GRACE / 2`` between two looks means the whole process was frozen (SIGSTOP,
+        a paused VM, a host swapping): the hub could not run either, so its silence counts
+        only from the thread's own return.
+        """
+        if self.checked_at is not None and now - self.checked_at > STUCK_GRACE / 2:
+            self.awake_since = now
+        self.checked_at = now
+        return stop_is_stuck(self.asked_at, self.timeout, now, max(hub_ran_at, self.awake_since))
 
 
 def stop_is_stuck(
@@ -114,6 +142,12 @@ def stuck_users(users: list[User], hub_thread: int) -> list[StuckUser]:
         for u in users
         if u._state == "running"
     ]
+
+
+def hub_stack(hub_thread: int) -> str:
+    """The hub thread's stack now, innermost last: where the event loop is held."""
+    frame = sys._current_frames().get(hub_thread)
+    return "".join(traceback.format_stack(frame)) if frame is not None else ""
 
 
 def last_words(recorder: StatsRecorder, users: list[User], stuck: list[StuckUser]) -> RequestStats:

@@ -178,13 +178,7 @@ class RequestStats:
 
     def record_exception(self, exc: BaseException) -> None:
         """Count an exception raised by user code, grouped by where it was raised."""
-        frames = traceback.extract_tb(exc.__traceback__)
-        site = type(exc).__qualname__ + "".join(
-            f"|{f.filename}:{f.lineno}:{f.name}" for f in frames
-        )
-        error = f"{type(exc).__name__}: {exc}"
-        text = "".join(traceback.format_exception(exc))
-        self._add_exception(site, ExceptionRecord(1, error, text))
+        self.record_exception_text(*describe_user_exception(exc))
 
     def record_exception_text(self, site: str, error: str, text: str, count: int = 1) -> None:
         """Count a failure of user code that is not an exception object (a stuck task)."""
@@ -260,6 +254,18 @@ class RequestStats:
         return out
 
 
+def describe_user_exception(exc: BaseException) -> tuple[str, str, str]:
+    """Return where ``exc`` was raised (its type and frames), its one line, its traceback.
+
+    Formatting runs the exception's ``__str__`` and reads source lines: user code and file
+    reads, done before a recorder takes its lock.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    site = type(exc).__qualname__ + "".join(f"|{f.filename}:{f.lineno}:{f.name}" for f in frames)
+    error = f"{type(exc).__name__}: {exc}"
+    return site, error, "".join(traceback.format_exception(exc))
+
+
 class StatsRecorder:
     """Collect one report interval at a time; :meth:`take` hands it over and starts anew.
 
@@ -287,8 +293,9 @@ class StatsRecorder:
 
     def record_exception(self, exc: BaseException) -> None:
         """Count an exception raised by user code in the current interval."""
+        site, error, text = describe_user_exception(exc)  # outside the lock: runs user code
         with self._lock:
-            self.current.record_exception(exc)
+            self.current.record_exception_text(site, error, text)
 
     def record_exception_text(self, site: str, error: str, text: str, count: int = 1) -> None:
         """Count a failure of user code given as text, e.g. a task that would not stop."""

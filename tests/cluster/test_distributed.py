@@ -229,23 +229,23 @@ def test_master_and_workers_exit_when_the_controller_dies(tmp_path: object) -> N
 @pytest.mark.parametrize("cluster", [FAST], indirect=True)
 def test_newcomer_is_filled_at_the_spawn_rate(cluster: Cluster) -> None:
     """A worker that joins mid-run gets its share of the users, started at the spawn rate
-    rather than in one burst."""
+    rather than in one burst: at 2 a second its 10 users show in several updates."""
     with CountingServer() as target:
         cluster.load(WEB_USER.format(wait=0.2), target.url)
-        cluster.start(users=30, spawn_rate=4)
+        cluster.start(users=30, spawn_rate=30)
         cluster.wait_for(lambda: cluster.state() == "running", 30, "running")
+        cluster.start(users=30, spawn_rate=2)  # the rate a newcomer's share starts at
         newcomer = cluster.add_worker()
         cluster.wait_for(lambda: newcomer.pid in cluster.workers(), 30, "the newcomer to join")
-        seen: list[int] = []
-
-        def filled() -> bool:
-            users = cluster.workers()[newcomer.pid].users
-            if not seen or seen[-1] != users:
-                seen.append(users)
-            return users == 10
-
-        took = cluster.wait_for(filled, 30, "the newcomer's share")
-        assert len([n for n in seen if 0 < n < 10]) >= 2  # it ramped, not one burst
-        assert took >= (10 - 1) / 4 - 1  # 10 users at 4/s, seen through 1 s updates
+        took = cluster.wait_for(
+            lambda: cluster.workers()[newcomer.pid].users == 10, 30, "the newcomer's share"
+        )
+        with cluster.lock:  # every update, not only those a poll happened to see
+            seen = [
+                row.users for u in cluster.updates for row in u.workers if row.pid == newcomer.pid
+            ]
+        ramp = sorted({n for n in seen if 0 < n < 10})
+        assert len(ramp) >= 2, f"the newcomer's users, update by update: {seen}"
+        assert took >= (10 - 1) / 2 - 1  # 10 users at 2/s, seen through 1 s updates
         assert sorted(r.users for r in cluster.workers().values()) == [10, 10, 10]
         cluster.stop_and_wait()

@@ -527,8 +527,8 @@ def test_stop_with_a_timeout_passes_it_to_the_workers() -> None:
     reply, out = command(state, protocol.StopSwarm(timeout=5), T0 + 2)
     assert accepted(reply).state == "stopping"
     assert sent(out, protocol.Stop) == [
-        (ident("w1"), protocol.Stop(timeout=5.0)),
-        (ident("w2"), protocol.Stop(timeout=5.0)),
+        (ident("w1"), protocol.Stop(timeout=5.0, stop_id=1)),
+        (ident("w2"), protocol.Stop(timeout=5.0, stop_id=1)),
     ]
 
 
@@ -1007,8 +1007,8 @@ def test_stop_tells_every_live_worker_and_waits_for_all_to_stop() -> None:
     reply, out = command(state, STOP, T0 + 2)
     assert accepted(reply).state == "stopping"
     assert sent(out, protocol.Stop) == [
-        (ident("w1"), protocol.Stop(timeout=None)),
-        (ident("w2"), protocol.Stop(timeout=None)),
+        (ident("w1"), protocol.Stop(timeout=None, stop_id=1)),
+        (ident("w2"), protocol.Stop(timeout=None, stop_id=1)),
     ]
     assert state.state == "stopping"
     from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 3)
@@ -1102,6 +1102,23 @@ def test_a_worker_back_from_a_partition_after_the_stop_is_stopped() -> None:
     assert state.state == "stopped"
     out = beat(state, "w2", T0 + 9, users={"Reader": 2}, run="running")
     assert [identity for identity, _ in sent(out, protocol.Stop)] == [ident("w2")]
+
+
+def test_stops_are_numbered_and_a_missed_stop_is_sent_again_with_its_number() -> None:
+    """Each stop has a new stop_id; the copy a late worker gets carries the same id, so a
+    worker can tell a stop it has finished from a new one (engine/stuck.py)."""
+    state = running_swarm({"w1": 1, "w2": 1}, users=4)
+    beat(state, "w1", T0 + 5, users={"Reader": 2})
+    tick(state, T0 + 6.5)  # w2 lost
+    first = sent(command(state, STOP, T0 + 7)[1], protocol.Stop)
+    assert [m.stop_id for _, m in first] == [1]
+    out = beat(state, "w2", T0 + 7.5, users={"Reader": 2}, run="running")
+    assert [m.stop_id for _, m in sent(out, protocol.Stop)] == [1]
+    from_worker(state, "w1", protocol.Stopped(worker_id="w1"), T0 + 8)
+    from_worker(state, "w2", protocol.Stopped(worker_id="w2"), T0 + 8)
+    command(state, protocol.StartSwarm(targets=protocol.Targets(users=2, spawn_rate=10)), T0 + 9)
+    second = sent(command(state, STOP, T0 + 10)[1], protocol.Stop)
+    assert [m.stop_id for _, m in second] == [2, 2]
 
 
 def test_stop_when_nothing_runs_changes_nothing() -> None:
@@ -1341,3 +1358,26 @@ def test_stop_and_quit_reach_the_heartbeat_thread_too() -> None:
         (ident("w1"), protocol.Quit),
         (b"w1/hb", protocol.Quit),
     ]
+
+
+# --- request names -------------------------------------------------------------------
+
+
+def test_many_names_are_warned_about_once_naming_their_pattern() -> None:
+    """Past warn_names distinct names the next update warns once, naming the pattern most of
+    them share; more reports with more names add no second warning."""
+    state = running_swarm({"w1": 1}, users=1, warn_names=20)
+    stats = RequestStats()
+    for i in range(25):
+        stats.record_request("GET", f"/item/{i}", 1_000_000, 10, None)
+    report(state, "w1", stats, T0 + 1, T0 + 2)
+    more = RequestStats()
+    for i in range(25, 40):
+        more.record_request("GET", f"/item/{i}", 1_000_000, 10, None)
+    report(state, "w1", more, T0 + 2, T0 + 3)
+    [(_, update)] = updates(tick(state, T0 + 5))
+    [warning] = update.warnings
+    assert warning.startswith("25 distinct request names so far; most share the pattern ")
+    assert "name='/item/{n}'" in warning
+    report(state, "w1", stats_of(3), T0 + 3, T0 + 4)
+    assert [u.warnings for _, u in updates(tick(state, T0 + 7))] == [[]]

@@ -224,7 +224,7 @@ def test_bytes_stay_bytes() -> None:
 
 def test_int_where_float_expected_becomes_float() -> None:
     """An integral number in a float field decodes as a float, as Python code writes Stop(5)."""
-    decoded = decode(pack({"v": 1, "k": "stop", "timeout": 5}))
+    decoded = decode(pack({"v": 1, "k": "stop", "timeout": 5, "stop_id": None}))
     assert decoded == Stop(timeout=5.0)
     assert isinstance(decoded, Stop)
     assert type(decoded.timeout) is float

@@ -330,7 +330,49 @@ def test_a_stuck_worker_tells_the_master_from_its_heartbeat_thread(
     assert requests_of(master.stats) == {("GET", "/"): (1, 0), ("GET", "/stall"): (3, 3)}
     [record] = master.stats.exceptions.values()
     assert 'File "/nowhere/users.py", line 12, in spin\n    while True:' in record.traceback
-    assert "users still running" in master.close()
+    said = master.close()  # the worker's log names the task and shows where it spins
+    assert "users still running" in said and "in spin\n    while True:" in said
+
+
+READER = """
+import time
+from notebookswarm import HttpUser, task, constant
+
+_until = time.perf_counter() + {hold}
+while time.perf_counter() < _until:  # loading this file holds the hub
+    pass
+
+class Reader(HttpUser):
+    wait_time = constant(0.1)
+    @task
+    def read(self):
+        self.client.get("/")
+"""
+
+
+def test_a_late_copy_of_a_finished_stop_leaves_a_healthy_worker_alone(
+    master: StandInMaster, server: Target
+) -> None:
+    """The hub finishes numbered stop 1 before the heartbeat thread reads its copy; then a
+    code load holds the hub 4 s, past stop_timeout plus the grace. Nothing was left to stop:
+    the worker loads, runs its user again and sends no Stuck (it used to give up here)."""
+    master.load(READER.format(hold=0), ["Reader"], server.url, stop_timeout=0.5)
+    master.send(protocol.Spawn(targets={"Reader": 1}, spawn_rate=100, generation=1))
+    wait_until(lambda: len(server.paths) >= 3, timeout=20, message="three requests")
+    stop = protocol.Stop(timeout=0.5, stop_id=1)
+    master.send(stop)
+    master.wait_for(protocol.Stopped, timeout=10)
+    master.send(stop, master.identity + b"/hb")  # the copy, read after the stop finished
+    master.load(READER.format(hold=4.0), ["Reader"], server.url, stop_timeout=0.5)
+    master.send(protocol.Spawn(targets={"Reader": 1}, spawn_rate=100, generation=2))
+    deadline = time.monotonic() + 30
+    while True:
+        _, message = master.receive(max(0.0, deadline - time.monotonic()))
+        assert not isinstance(message, protocol.Stuck), message
+        if isinstance(message, protocol.Heartbeat) and message.users == {"Reader": 1}:
+            break
+    assert master.worker.poll() is None
+    assert "users still running" not in master.close()
 
 
 def test_names_past_the_limit_fold_and_the_reports_name_the_pattern(
