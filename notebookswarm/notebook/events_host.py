@@ -23,9 +23,10 @@ has stopped, after that frame's reports — so a ``test_stop`` listener sees eve
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from notebookswarm.cluster import protocol
 from notebookswarm.stats.requests import RequestStats
 from notebookswarm.users.compat.environment import MasterRunner, RunnerControls
 from notebookswarm.users.compat.loading import LoadedCode
@@ -112,42 +113,21 @@ class ControllerEvents:
             self._quitting = True
             self.environment.events.quitting.fire(environment=self.environment)
 
-    def on_update(self, update: Any) -> None:
-        """Take one update (a typed ``Update`` or its payload dict) from the master."""
-        stats = _field(update, "stats")
-        delta = RequestStats.from_wire(stats) if stats else None
-        state = str(_field(update, "state") or self.state)
+    def on_update(self, update: protocol.Update) -> None:
+        """Take one update from the master."""
+        delta = RequestStats.from_wire(update.stats) if update.stats else None
+        state = update.state or self.state
         with self._lock:
             if delta is not None:
                 self.total.merge(delta)
             previous, self.state = self.state, state
-            self.user_count = int(_field(update, "users") or 0)
-        for worker, data in _custom_reports(_field(update, "custom")):
-            self.environment.events.worker_report.fire(client_id=worker, data=data)
+            self.user_count = update.users
+        for report in update.custom:
+            self.environment.events.worker_report.fire(client_id=report.worker, data=report.data)
         if state == "running" and previous == "spawning":
             self.environment.events.spawning_complete.fire(user_count=self.user_count)
         if state == "stopped" and previous != "stopped":
             self.fire_test_stop()
-
-
-def _field(update: Any, name: str) -> Any:
-    if isinstance(update, Mapping):
-        return update.get(name)
-    return getattr(update, name, None)
-
-
-def _custom_reports(entries: Iterable[Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """Read the update's forwarded ``report_to_master`` data: records or pairs."""
-    out = []
-    for entry in entries or ():
-        if isinstance(entry, list | tuple):
-            worker, data = entry
-        elif isinstance(entry, Mapping):
-            worker, data = entry["worker"], entry["data"]
-        else:
-            worker, data = entry.worker, entry.data
-        out.append((str(worker), dict(data)))
-    return out
 
 
 def _in_thread(action: Callable[[], None]) -> None:

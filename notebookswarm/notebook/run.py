@@ -34,7 +34,7 @@ _TABLES = ("stats", "history", "errors", "exceptions", "workers")
 _SERVER_TABLES = ("server", "server_errors")
 
 
-def _empty_server_table(name: str) -> pd.DataFrame:
+def empty_server_table(name: str) -> pd.DataFrame:
     from notebookswarm.notebook.watch import Watcher
 
     empty = Watcher()  # starts no thread until it watches something
@@ -61,7 +61,7 @@ class Run(RunView):
         if name in self._frozen:
             return self._frozen[name].copy()
         if name in _SERVER_TABLES:
-            return _empty_server_table(name)
+            return empty_server_table(name)
         return super()._table(name)
 
     def _read(self, reader: Callable[[RunData], T]) -> T:

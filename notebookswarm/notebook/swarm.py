@@ -56,7 +56,7 @@ from notebookswarm.notebook.processes import (
     weakly,
     worker_count,
 )
-from notebookswarm.notebook.run import Run
+from notebookswarm.notebook.run import Run, empty_server_table
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.shapes import Shape, StepLoad, as_shape, parse_duration
 from notebookswarm.notebook.view import RunView, T
@@ -687,7 +687,7 @@ class Swarm(RunView):
         if name in ("server", "server_errors"):
             tables = self._server_tables()
             if not tables:
-                return Run(self._data, {})._table(name)  # typed and empty
+                return empty_server_table(name)  # typed and empty
             return tables[name]
         return super()._table(name)
 

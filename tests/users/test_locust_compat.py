@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from notebookswarm.cluster import protocol
 from notebookswarm.errors import ConfigError
 from notebookswarm.stats.requests import StatsRecorder
 from notebookswarm.users.compat.environment import Environment
@@ -18,6 +19,8 @@ from notebookswarm.users.compat.names import UnsupportedLocustName
 from notebookswarm.users.compat.shape import LocustShape, ShapeStep
 from notebookswarm.users.core import User, UserContext
 from notebookswarm.users.measure import measure
+
+from updates import as_update
 
 FILES = Path(__file__).resolve().parents[1] / "locustfiles"
 
@@ -237,9 +240,13 @@ def test_controller_events_fire_worker_report_once_per_report_then_test_stop() -
     recorder = StatsRecorder()
     recorder.record_request("GET", "/", 1_000_000, 1, None)
     stats = recorder.take().to_wire()
-    host.on_update({"state": "running", "users": 2, "stats": stats, "custom": [["w1", {"n": 3}]]})
-    host.on_update({"state": "stopped", "users": 0, "stats": stats, "custom": [["w2", {"n": 4}]]})
-    host.on_update({"state": "stopped", "users": 0, "stats": None, "custom": []})
+    for state, users, part, custom in [
+        ("running", 2, stats, [protocol.CustomReport(worker="w1", data={"n": 3})]),
+        ("stopped", 0, stats, [protocol.CustomReport(worker="w2", data={"n": 4})]),
+        ("stopped", 0, {}, []),
+    ]:
+        update = {"state": state, "users": users, "stats": part, "custom": custom}
+        host.on_update(as_update(update))
     host.fire_test_stop()
     assert got == [("w1", 3), ("w2", 4)]
     assert at_stop == [7]
