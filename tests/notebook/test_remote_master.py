@@ -18,6 +18,7 @@ from notebookswarm.cluster.control import ControlClient
 from notebookswarm.cluster.launch import MasterProcess, reap, start_master, start_worker
 from notebookswarm.errors import ConfigError, NotebookSwarmError
 from notebookswarm.notebook.swarm import Swarm, SwarmConfig
+from notebookswarm.stats.requests import RequestStats
 from notebookswarm.testing import CountingServer, wait_until
 
 from fresh import python_output
@@ -142,9 +143,9 @@ def test_a_standalone_master_stops_a_swarm_its_controllers_left(
     swarm.close()  # leaves the swarm running on the service, with no controller
     left = time.monotonic()
 
-    def quiet() -> bool:
+    def quiet() -> bool:  # no controller may connect meanwhile: its hails are presence
         before = target.count()
-        time.sleep(0.5)
+        time.sleep(0.5)  # a window to measure in, not a synchronisation
         return target.count() == before
 
     wait_until(quiet, timeout=15, message="the abandoned swarm stopped")
@@ -152,9 +153,16 @@ def test_a_standalone_master_stops_a_swarm_its_controllers_left(
     assert master.process.poll() is None
     admin = ControlClient(master.control_endpoint)
     try:
-        assert admin.request(protocol.Hail()).state in ("stopping", "stopped")
+        wait_until(lambda: status(admin).state == "stopped", timeout=15, message="stopped")
+        # Every worker sent its last report: the master counted what the target received.
+        requests = RequestStats.from_wire(status(admin, stats=True).stats or {})
+        assert requests.total().requests == target.count() > 0
     finally:
         admin.close()
+
+
+def status(client: ControlClient, stats: bool = False) -> protocol.Status:
+    return client.request(protocol.GetStatus() if stats else protocol.Hail())
 
 
 def test_auto_workers_follow_the_affinity_mask() -> None:
