@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from notebookswarm.cluster import protocol
 from notebookswarm.notebook import streamed
 from notebookswarm.stats.requests import EndpointStats
 
@@ -107,15 +108,14 @@ class Columns:
         return out
 
 
-def workers_frame(workers_rows: list[dict[str, Any]]) -> pd.DataFrame:
+def workers_frame(workers: list[protocol.WorkerRow]) -> pd.DataFrame:
     """One row per worker as the last update described it (columns ``WORKER_COLUMNS``)."""
     rows = [
         {
-            **{k: row.get(k) for k in WORKER_COLUMNS if k in row},
-            "loop_lag_ms": float(row.get("loop_lag", 0.0)) * 1000.0,
-            "overloaded": bool(row.get("overloaded", False)),
+            **{k: getattr(row, k) for k in WORKER_COLUMNS if k != "loop_lag_ms"},
+            "loop_lag_ms": row.loop_lag * 1000.0,
         }
-        for row in workers_rows
+        for row in workers
     ]
     frame = pd.DataFrame(rows, columns=WORKER_COLUMNS)
     frame["last_seen"] = pd.to_datetime(

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from notebookswarm.cluster import protocol
 from notebookswarm.notebook import streamed
 from notebookswarm.notebook.rundata import RunData
 from notebookswarm.notebook.slots import Packed, Slot, absorb, take_older
@@ -55,7 +56,7 @@ def _restore_state(data: RunData, state: dict[str, Any] | None) -> float:
     data.users, data.target_users = int(state["users"]), int(state["target_users"])
     data.spawn_rate, data.dropped = float(state["spawn_rate"]), int(state["dropped"])
     data.updates = int(state["updates"])
-    data.workers_rows = [dict(row) for row in state["workers"]]
+    data.worker_rows = [protocol.WorkerRow(**row) for row in state["workers"]]
     data.first = state["first"]
     until = state["until"]
     return -math.inf if until is None else float(until)

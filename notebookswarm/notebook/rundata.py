@@ -95,7 +95,7 @@ class RunData:
         self._endpoints: list[Key] = []
         self._codes: dict[Key, int] = {}
         self._named = 0  # endpoint codes written to the store
-        self.workers_rows: list[dict[str, Any]] = []
+        self.worker_rows: list[protocol.WorkerRow] = []  # as the last update described them
         self.lost: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self.first: float | None = None
@@ -145,7 +145,7 @@ class RunData:
         self.spawn_rate = update.spawn_rate
         self.dropped = update.dropped
         self.overloaded = list(update.overloaded)
-        self.workers_rows = [dataclasses.asdict(row) for row in update.workers]
+        self.worker_rows = list(update.workers)
         lost = [dataclasses.asdict(lost) for lost in update.lost]
         failures = [dataclasses.asdict(failure) for failure in update.failures]
         self.lost += lost
@@ -239,7 +239,7 @@ class RunData:
             "dropped": self.dropped,
             "arrivals": list(self.arrivals),
             "updates": self.updates,
-            "workers": self.workers_rows,
+            "workers": [dataclasses.asdict(row) for row in self.worker_rows],
         }
 
     def finalise(self) -> None:
@@ -330,7 +330,7 @@ class RunData:
 
     def workers(self) -> pd.DataFrame:
         """One row per worker as the last update described it."""
-        return workers_frame(self.workers_rows)
+        return workers_frame(self.worker_rows)
 
     def percentiles(
         self,

@@ -215,7 +215,7 @@ class Swarm(RunView):
 
     def _worker_rows(self) -> list[protocol.WorkerRow]:
         with self._lock:
-            return [protocol.WorkerRow(**row) for row in self._data.workers_rows]
+            return list(self._data.worker_rows)
 
     @classmethod
     def connect(cls, endpoint: str, keys: str | Path | None = None) -> Swarm:
@@ -705,7 +705,7 @@ class Swarm(RunView):
                 "rps": d.last_rps,
                 "failure_ratio": total.failures / total.requests if total.requests else 0.0,
                 "requests": total.requests,
-                "workers": sum(1 for w in d.workers_rows if w.get("state") != "lost"),
+                "workers": sum(1 for w in d.worker_rows if w.state != "lost"),
             }
 
     def __repr__(self) -> str:
