@@ -86,7 +86,12 @@ def simulate(endpoint: str, endpoints: int, buckets: int) -> None:
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(endpoint)
             hello = protocol.Hello(
-                worker_id=worker_id, host="sim", pid=n + 1, cores=2, version=__version__
+                worker_id=worker_id,
+                host="sim",
+                pid=n + 1,
+                cores=2,
+                version=__version__,
+                millicpus=2000,
             )
             sock.send(protocol.encode(hello))
             now = time.time()

@@ -200,7 +200,7 @@ class MasterState:
             host=msg.host,
             pid=msg.pid,
             cores=msg.cores,
-            millicpus=msg.millicpus or 1000 * msg.cores,
+            millicpus=msg.millicpus,
             joined=now,
             last_seen=now,
             recent_cpu=deque(maxlen=self.config.saturated_beats),

@@ -160,8 +160,8 @@ class Hello:
     cores: PositiveInt
     version: str  # the notebookswarm package version, for humans; the frame carries "v"
     #: The CPU this worker may use, in thousandths (cgroup quota, affinity): its weight in
-    #: dispatch. None: ``cores`` whole CPUs.
-    millicpus: PositiveInt | None = None
+    #: dispatch.
+    millicpus: PositiveInt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

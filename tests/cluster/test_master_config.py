@@ -75,7 +75,9 @@ def test_every_config_field_arrives_in_the_spawned_master(odd_master: MasterProc
         sock.connect(odd_master.worker_endpoint)
         sock.send(
             protocol.encode(
-                protocol.Hello(worker_id="probe", host="h", pid=1, cores=1, version="0")
+                protocol.Hello(
+                    worker_id="probe", host="h", pid=1, cores=1, version="0", millicpus=1000
+                )
             )
         )
         assert sock.poll(10_000), "the master did not welcome the worker"

@@ -62,7 +62,9 @@ def context() -> Iterator[Sockets]:
 
 def _garbage(rng: random.Random) -> list[bytes]:
     """Frames that are never a valid message: random, truncated, or the wrong shape."""
-    valid = protocol.encode(protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0"))
+    valid = protocol.encode(
+        protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0", millicpus=2000)
+    )
     kind = rng.randrange(7)
     if kind == 0:
         return [rng.randbytes(rng.randrange(0, 64))]
@@ -85,7 +87,7 @@ def _garbage(rng: random.Random) -> list[bytes]:
 NOT_COMMANDS = [
     protocol.Ping(now=1.0),
     protocol.Spawn(targets={"U": 1}, spawn_rate=1.0, generation=1),
-    protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0"),
+    protocol.Hello(worker_id="w", host="h", pid=1, cores=2, version="0", millicpus=2000),
 ]
 
 

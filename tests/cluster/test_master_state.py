@@ -62,7 +62,9 @@ def from_worker(
 
 
 def join(state: MasterState, worker_id: str, now: float, cores: int = 1) -> list[Out]:
-    hello = protocol.Hello(worker_id=worker_id, host="gen", pid=42, cores=cores, version="0")
+    hello = protocol.Hello(
+        worker_id=worker_id, host="gen", pid=42, cores=cores, version="0", millicpus=1000 * cores
+    )
     return from_worker(state, worker_id, hello, now)
 
 
@@ -359,7 +361,7 @@ def test_a_restarted_worker_with_the_same_id_is_counted_once() -> None:
     out = from_worker(
         state,
         "w1-new",
-        protocol.Hello(worker_id="w1", host="gen", pid=43, cores=1, version="0"),
+        protocol.Hello(worker_id="w1", host="gen", pid=43, cores=1, version="0", millicpus=1000),
         T0 + 2,
     )
     reply, _ = command(state, protocol.GetStatus(), T0 + 2)
@@ -538,7 +540,7 @@ def test_stop_with_a_timeout_passes_it_to_the_workers() -> None:
         protocol.Ping(now=1.0),
         protocol.Spawn(targets={"Reader": 1}, spawn_rate=1.0, generation=1),
         protocol.Report(worker_id="w1", seq=0, start=T0, end=T0 + 1, stats={}),
-        protocol.Hello(worker_id="w1", host="gen", pid=42, cores=1, version="0"),
+        protocol.Hello(worker_id="w1", host="gen", pid=42, cores=1, version="0", millicpus=1000),
     ],
     ids=lambda message: type(message).__name__,
 )

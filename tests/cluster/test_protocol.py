@@ -87,7 +87,7 @@ STATUS = Status(
 )
 
 SAMPLES: list[Message] = [
-    Hello(worker_id="w1", host="gen-1", pid=4242, cores=4, version="0.1.0"),
+    Hello(worker_id="w1", host="gen-1", pid=4242, cores=4, version="0.1.0", millicpus=4000),
     Heartbeat(
         worker_id="w1",
         state="running",
@@ -407,7 +407,10 @@ def test_long_values_are_shortened_in_errors() -> None:
 
 def test_version_mismatch_carries_both_versions() -> None:
     """A frame from another protocol version raises VersionMismatch with both versions."""
-    frame = {**frame_of(Hello(worker_id="w3", host="h", pid=1, cores=2, version="9.0")), "v": 2}
+    frame = {
+        **frame_of(Hello(worker_id="w3", host="h", pid=1, cores=2, version="9.0", millicpus=2000)),
+        "v": 2,
+    }
     with pytest.raises(VersionMismatch) as caught:
         decode(pack(frame))
     assert (caught.value.theirs, caught.value.ours) == (2, PROTOCOL_VERSION)
