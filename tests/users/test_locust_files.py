@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 import pytest
@@ -18,6 +19,12 @@ from notebookswarm.users.compat.single import debug_user
 FILES = Path(__file__).resolve().parents[1] / "locustfiles"
 
 
+def _run(file: str, host: str, **options: Any) -> LocalResult:
+    """Run ``file`` from tests/locustfiles in one worker: 2 users for 1 s unless told."""
+    settings: dict[str, Any] = {"users": 2, "spawn_rate": 50, "run_time": 1.0, **options}
+    return run_local(FILES / file, host=host, **settings)
+
+
 def _counts(result: LocalResult) -> dict[tuple[str, str], int]:
     return {key: s.requests for key, s in result.stats.endpoints.items()}
 
@@ -25,9 +32,7 @@ def _counts(result: LocalResult) -> dict[tuple[str, str], int]:
 def test_taskset_style_file_counts_equal_the_target() -> None:
     """TaskSets with plain functions, an inline TaskSet with interrupt(): exact counts."""
     with CountingServer() as target:
-        result = run_local(
-            FILES / "taskset_style.py", host=target.url, users=3, spawn_rate=50, run_time=1.5
-        )
+        result = _run("taskset_style.py", host=target.url, users=3, run_time=1.5)
         assert _counts(result) == target.counts()
     assert ("GET", "/forum/leave") in target.counts()  # the nested set ran and left
 
@@ -35,14 +40,7 @@ def test_taskset_style_file_counts_equal_the_target() -> None:
 def test_report_to_master_data_travels_with_every_report() -> None:
     """A request listener's counts sent through report_to_master add up to the target's."""
     with CountingServer() as target:
-        result = run_local(
-            FILES / "taskset_style.py",
-            host=target.url,
-            users=2,
-            spawn_rate=50,
-            run_time=1.5,
-            report_interval=0.25,
-        )
+        result = _run("taskset_style.py", host=target.url, run_time=1.5, report_interval=0.25)
         sent = [r.custom for r in result.reports]
         assert all(isinstance(c, dict) for c in sent)  # every report, the final one too
         assert sum(c["requests"] for c in sent if c) == target.count() > 0
@@ -51,15 +49,7 @@ def test_report_to_master_data_travels_with_every_report() -> None:
 def test_tags_and_class_selection_by_name() -> None:
     """Only the named class runs, only its tasks tagged 'read' or untagged ones excluded."""
     with CountingServer() as target:
-        result = run_local(
-            FILES / "classes_tags.py",
-            host=target.url,
-            users=2,
-            spawn_rate=50,
-            run_time=1.0,
-            classes=["Reader"],
-            tags=["read"],
-        )
+        result = _run("classes_tags.py", host=target.url, classes=["Reader"], tags=["read"])
         assert set(target.counts()) == {("GET", "/read")}
         assert _counts(result) == target.counts()
 
@@ -67,12 +57,10 @@ def test_tags_and_class_selection_by_name() -> None:
 def test_lazy_locust_import_at_task_time_in_a_worker() -> None:
     """A task that imports locust when it runs gets our names and a WorkerRunner."""
     with CountingServer() as target:
-        result = run_local(
-            FILES / "classes_tags.py",
+        result = _run(
+            "classes_tags.py",
             host=target.url,
             users=1,
-            spawn_rate=50,
-            run_time=1.0,
             classes=["Reader"],
             exclude_tags=["read", "write"],
         )
@@ -86,9 +74,7 @@ def test_fasthttp_rest_counts_json_checks_as_failures() -> None:
         target.route("/api/ok", body=json.dumps({"status": "ok"}).encode())
         target.route("/api/other", body=json.dumps({"status": "degraded"}).encode())
         target.route("/api/text", body=b"plain text")
-        result = run_local(
-            FILES / "fasthttp_rest.py", host=target.url, users=2, spawn_rate=50, run_time=1.0
-        )
+        result = _run("fasthttp_rest.py", host=target.url)
         assert _counts(result) == target.counts()
     stats = result.stats
     assert stats.endpoints[("GET", "/api/ok")].failures == 0
@@ -144,14 +130,7 @@ def test_custom_xmlrpc_client_through_request_events(
 ) -> None:
     """A client firing environment.events.request is counted exactly, faults as failures."""
     url, calls = xmlrpc_target
-    result = run_local(
-        FILES / "xmlrpc_client.py",
-        host=url,
-        users=2,
-        spawn_rate=50,
-        run_time=1.0,
-        classes=["EventUser"],
-    )
+    result = _run("xmlrpc_client.py", host=url, classes=["EventUser"])
     counts = {name: n for (kind, name), n in _counts(result).items() if kind == "xmlrpc"}
     assert counts == dict(calls)
     broken = result.stats.endpoints[("xmlrpc", "broken")]
@@ -162,14 +141,7 @@ def test_custom_xmlrpc_client_through_request_events(
 def test_custom_xmlrpc_client_through_measure(xmlrpc_target: tuple[str, Counter[str]]) -> None:
     """self.measure() records each call once; the fault's text is the failure's error."""
     url, calls = xmlrpc_target
-    result = run_local(
-        FILES / "xmlrpc_client.py",
-        host=url,
-        users=2,
-        spawn_rate=50,
-        run_time=1.0,
-        classes=["MeasureUser"],
-    )
+    result = _run("xmlrpc_client.py", host=url, classes=["MeasureUser"])
     counts = _counts(result)
     assert counts[("xmlrpc", "measured_time")] == calls["get_time"]
     assert counts[("xmlrpc", "measured_broken")] == calls["broken"]
