@@ -40,8 +40,9 @@ class StopWatch:
 
     The master numbers its stops and sends each one to both sockets of a worker. When the
     hub finishes a stop before the heartbeat thread has read its copy, that copy must not
-    arm the watch again: a stop armed with nothing left to finish would, at the next long
-    pause of the hub (a slow code load, a SIGSTOP), make a healthy worker give up.
+    arm the watch again: a stop armed with nothing left to finish would, the next time
+    the hub is held past the grace (an ``on_start`` that computes for a few seconds),
+    make a healthy worker give up.
     """
 
     def __init__(self) -> None:
