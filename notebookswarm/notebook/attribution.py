@@ -21,6 +21,13 @@ one that saturated first (its evidence reached half its course at the earliest s
 first: a saturated inner resource fills the lines in front of it only later (requests wait
 for the pool inside busy workers, so the workers fill up after the pool). At equal steps a
 queue outranks a bound.
+
+Beside a bound that held, the sentence says where the held units' time went: a rate of
+seconds spent per second (``*_seconds_total``: ``pg_statements_seconds_total``, a
+process's CPU) is how many things were busy at once on average, so the largest of them
+at the knee, each at least a tenth of the bound, are compared with it (``time``). Two
+sync app workers held at 2 of 2 while the database's statements took 1.7 s per second
+say the workers spend most of their time waiting for the database.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -46,6 +53,9 @@ RULES: Final = ("queue grows", "held at its bound", "refusals appear", "cost ris
 AT_BOUND: Final = 0.9
 #: A cost that grows by this factor from the first step rises.
 COST_FACTOR: Final = 2.0
+#: Seconds spent per second named beside a held bound: at least this share of the bound.
+TIME_SHARE: Final = 0.1
+TIME_COLUMNS: Final = ["source", "metric", "labels", "seconds_per_second", "share_of_bound"]
 EVIDENCE_COLUMNS: Final = [
     "rank",
     "source",
@@ -75,6 +85,8 @@ class Attribution:
     steps: list[tuple[float, float, int]]
     knee_users: int
     history: pd.DataFrame | None = None
+    #: Seconds spent per second at the knee beside the held bound, largest first.
+    time: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIME_COLUMNS))
 
     @property
     def limit(self) -> str | None:
@@ -133,8 +145,38 @@ def attribute(
     evidence = evidence.astype({"rank": "int64", "onset_users": "int64", "score": "float64"})
     wide = levels.copy()
     wide.columns = [f"users_{n}" for n in users]
-    sentence = _sentence(ranked, k, users, table)
-    return Attribution(evidence, wide.reset_index(), sentence, server, steps, knee_users, history)
+    held = _held_bound(ranked)
+    time = _where_time_went(levels, k, held["bound"] if held is not None else math.nan)
+    sentence = _sentence(ranked, k, users, table, time)
+    return Attribution(
+        evidence, wide.reset_index(), sentence, server, steps, knee_users, history, time
+    )
+
+
+def _held_bound(ranked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The bound that held in the top resource: its first row, or the queue's partner."""
+    if not ranked:
+        return None
+    top = ranked[0]
+    if top["rule"] == RULES[1]:
+        return None if top["metric"].endswith("cpu_seconds_total") else top
+    if top["rule"] == RULES[0]:
+        return _partner(ranked)
+    return None
+
+
+def _where_time_went(levels: pd.DataFrame, k: int, bound: float) -> pd.DataFrame:
+    """Rates of seconds per second at the knee's step, each at least TIME_SHARE of ``bound``
+    (largest first, three at most); empty without a finite bound."""
+    rows = []
+    if math.isfinite(bound) and bound > 0:
+        for index, series in levels.iterrows():
+            source, metric, labels, kind = (str(part) for part in index)  # type: ignore[attr-defined]
+            value = float(series.iloc[k])
+            if kind == "rate" and metric.endswith("_seconds_total") and value >= TIME_SHARE * bound:
+                rows.append((source, metric, labels, value, value / bound))
+    rows.sort(key=lambda row: -row[3])
+    return pd.DataFrame(rows[:3], columns=TIME_COLUMNS)
 
 
 def _evidence(
@@ -348,15 +390,10 @@ def _row_sentence(row: dict[str, Any]) -> str:
     )
 
 
-def _sentence(ranked: list[dict[str, Any]], k: int, users: list[int], table: pd.DataFrame) -> str:
-    """One sentence: the top resource's queue and its bound, or its strongest evidence."""
-    if not ranked:
-        return (
-            "no watched metric shows a limit: none held at a bound, no queue grew and no "
-            "per-request cost rose; watch the database, the app's pools and its CPU"
-        )
+def _partner(ranked: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The bound held in the same resource as the top row (a queue's pool), if any."""
     top = ranked[0]
-    partner = next(
+    return next(
         (
             r
             for r in ranked[1:]
@@ -366,6 +403,24 @@ def _sentence(ranked: list[dict[str, Any]], k: int, users: list[int], table: pd.
         ),
         None,
     )
+
+
+def _sentence(
+    ranked: list[dict[str, Any]],
+    k: int,
+    users: list[int],
+    table: pd.DataFrame,
+    time: pd.DataFrame,
+) -> str:
+    """One sentence: the top resource's queue and its bound, or its strongest evidence, and
+    where the held bound's time went."""
+    if not ranked:
+        return (
+            "no watched metric shows a limit: none held at a bound, no queue grew and no "
+            "per-request cost rose; watch the database, the app's pools and its CPU"
+        )
+    top = ranked[0]
+    partner = _partner(ranked)
     if top["rule"] == RULES[0]:
         text = (
             f"{_name(top)} grew from {_num(top['before'])} to {_num(top['after'])} "
@@ -378,6 +433,15 @@ def _sentence(ranked: list[dict[str, Any]], k: int, users: list[int], table: pd.
             )
     else:
         text = top["evidence"]
+    if not time.empty:
+        spent = [
+            f"{_name({'metric': metric, 'labels': labels})} {_num(float(value))}"
+            for metric, labels, value in zip(
+                time["metric"], time["labels"], time["seconds_per_second"], strict=True
+            )
+        ]
+        spent[0] += f" ({time['share_of_bound'].iloc[0]:.0%} of the bound)"
+        text += "; seconds spent per second at the knee: " + ", ".join(spent)
     p95 = table["p95_ms"].to_numpy(dtype=float)
     return (
         f"{text} (knee at {users[k]} users; p95 {_num(p95[max(0, k - 1)])} -> {_num(p95[-1])} ms)"

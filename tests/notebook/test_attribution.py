@@ -95,6 +95,53 @@ def test_cpu_at_a_core_and_a_rising_cost_are_named() -> None:
     )
 
 
+def test_beside_a_held_bound_the_sentence_says_where_the_time_went() -> None:
+    """Two sync app workers held at 2 of 2 while the database's statements take 1.7 s per
+    second at the knee: the sentence names the workers, then the seconds spent per second
+    that are at least a tenth of the bound, largest first (the CPU's 0.05 is not)."""
+    table, knee = capacity_table()
+    server = made_up(
+        {
+            ("app_workers", "gauge"): [2] * 6,
+            ("app_workers_busy", "gauge"): [1, 1.5, 2, 2, 2, 2],
+            ("pg_statements_seconds_total", "rate"): [0.3, 0.7, 1.7, 1.75, 1.74, 1.74],
+            ("pg_leaderboard_seconds_total", "rate"): [0.1, 0.3, 0.6, 0.7, 0.8, 0.6],
+            ("process_cpu_seconds_total", "rate"): [0.01, 0.02, 0.05, 0.05, 0.05, 0.05],
+            ("http_requests_total", "rate"): [100, 200, 300, 300, 300, 300],
+        }
+    )
+    found = attribute(server, steps(), table, knee)
+    assert found.limit == "app_workers_busy"
+    assert found.sentence.startswith(
+        "app_workers_busy held at 2 of 2 from 30 users on; seconds spent per second at the "
+        "knee: pg_statements_seconds_total 1.7 (85% of the bound), "
+        "pg_leaderboard_seconds_total 0.6 (knee at 30 users;"
+    )
+    assert list(found.time["metric"]) == [
+        "pg_statements_seconds_total",
+        "pg_leaderboard_seconds_total",
+    ]
+    assert list(found.time["share_of_bound"]) == [0.85, 0.3]
+
+
+def test_a_queue_beside_its_pool_says_where_the_pools_time_went() -> None:
+    """The pool's waiters grow while its 8 connections are held: the time is the pool's."""
+    table, knee = capacity_table()
+    server = made_up(
+        {
+            ("db_pool_size", "gauge"): [8] * 6,
+            ("db_pool_in_use", "gauge"): [3, 6, 8, 8, 8, 8],
+            ("db_pool_waiting", "gauge"): [0, 0, 6, 24, 24, 24],
+            ("db_query_seconds_total", "rate"): [2.0, 4.0, 7.6, 7.9, 7.9, 7.9],
+        }
+    )
+    found = attribute(server, steps(), table, knee)
+    assert found.sentence.startswith(
+        "db_pool_waiting grew from 0 to 24 at 60 users while db_pool_in_use held at 8 of 8; "
+        "seconds spent per second at the knee: db_query_seconds_total 7.6 (95% of the bound)"
+    )
+
+
 def test_no_evidence_says_what_to_watch() -> None:
     """Flat metrics name no limit and the sentence says which metrics would."""
     table, knee = capacity_table()
