@@ -24,7 +24,8 @@ queue outranks a bound.
 
 Beside a bound that held, the sentence says where the held units' time went: a rate of
 seconds spent per second (``*_seconds_total``: ``pg_statements_seconds_total``, a
-process's CPU) is how many things were busy at once on average, so the largest of them
+process's CPU; not time waiting in a line, ``db_pool_wait_seconds_total``) is how many
+things were busy at once on average, so the largest of them
 at the knee, each at least a tenth of the bound, are compared with it (``time``). Two
 sync app workers held at 2 of 2 while the database's statements took 1.7 s per second
 say the workers spend most of their time waiting for the database.
@@ -47,6 +48,7 @@ _BOUND: Final = ("_size", "_max", "_limit", "_capacity")
 _QUEUE: Final = ("_waiting", "_waiters", "_queued", "_queue_length", "_queue", "_pending")
 _QUEUE_WORDS: Final = re.compile(r"wait(ing|ers)|queue[dsl_]|queue$|pending|backlog")
 _REFUSAL_WORDS: Final = re.compile(r"refus|reject|drop|timeout|overflow")
+_IN_LINE: Final = re.compile(r"wait|queue|pending|backlog")
 #: Evidence kinds, strongest first, as in ``table["rule"]``.
 RULES: Final = ("queue grows", "held at its bound", "refusals appear", "cost rises")
 #: A usage gauge at this share of its bound (or more) is held there.
@@ -173,7 +175,12 @@ def _where_time_went(levels: pd.DataFrame, k: int, bound: float) -> pd.DataFrame
         for index, series in levels.iterrows():
             source, metric, labels, kind = (str(part) for part in index)  # type: ignore[attr-defined]
             value = float(series.iloc[k])
-            if kind == "rate" and metric.endswith("_seconds_total") and value >= TIME_SHARE * bound:
+            if (
+                kind == "rate"
+                and metric.endswith("_seconds_total")
+                and not _IN_LINE.search(metric)  # time in a line is not time in the bound
+                and value >= TIME_SHARE * bound
+            ):
                 rows.append((source, metric, labels, value, value / bound))
     rows.sort(key=lambda row: -row[3])
     return pd.DataFrame(rows[:3], columns=TIME_COLUMNS)

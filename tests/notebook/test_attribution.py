@@ -125,7 +125,8 @@ def test_beside_a_held_bound_the_sentence_says_where_the_time_went() -> None:
 
 
 def test_a_queue_beside_its_pool_says_where_the_pools_time_went() -> None:
-    """The pool's waiters grow while its 8 connections are held: the time is the pool's."""
+    """The pool's waiters grow while its 8 connections are held: the time spent per second
+    is the queries', and the time waiting for the pool (outside it) is not named."""
     table, knee = capacity_table()
     server = made_up(
         {
@@ -133,12 +134,14 @@ def test_a_queue_beside_its_pool_says_where_the_pools_time_went() -> None:
             ("db_pool_in_use", "gauge"): [3, 6, 8, 8, 8, 8],
             ("db_pool_waiting", "gauge"): [0, 0, 6, 24, 24, 24],
             ("db_query_seconds_total", "rate"): [2.0, 4.0, 7.6, 7.9, 7.9, 7.9],
+            ("db_pool_wait_seconds_total", "rate"): [0.0, 0.0, 3.0, 9.0, 9.0, 9.0],
         }
     )
     found = attribute(server, steps(), table, knee)
     assert found.sentence.startswith(
         "db_pool_waiting grew from 0 to 24 at 60 users while db_pool_in_use held at 8 of 8; "
-        "seconds spent per second at the knee: db_query_seconds_total 7.6 (95% of the bound)"
+        "seconds spent per second at the knee: db_query_seconds_total 7.6 (95% of the bound) "
+        "(knee"
     )
 
 
