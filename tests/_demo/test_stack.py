@@ -307,6 +307,44 @@ def test_threads_beyond_the_pool_wait_for_connections(stack: Stack) -> None:
         stack.restart(workers=WORKERS, threads=1, pool_size=4)
 
 
+def test_attribution_says_the_busy_workers_wait_for_the_database(stack: Stack) -> None:
+    """The default setup (two sync app workers) under a step load past its knee: the
+    workers are the limit, held at 2 of 2, and most of their seconds at the knee are the
+    database's statements, which the sentence names beside them."""
+    import notebookswarm as nbs
+    from notebookswarm.analysis import capacity
+
+    class Contestant(nbs.FastHttpUser):
+        wait_time = nbs.between(0.5, 1.5)
+
+        @nbs.task(2)
+        def problems(self) -> None:
+            self.client.get("/problems")
+
+        @nbs.task
+        def leaderboard(self) -> None:
+            self.client.get("/leaderboard")
+
+    stack.restart(workers=2, threads=1, pool_size=4)
+    try:
+        with nbs.Swarm(Contestant, host=stack.url, workers=1) as swarm:
+            swarm.watch(stack.metrics_url, name="site")
+            swarm.watch(stack.db_metrics, name="postgres")
+            swarm.step_load(start=30, step=30, every="3s", until=300)
+            swarm.wait("done", timeout=120)
+            run = swarm.result()
+    finally:
+        stack.restart(workers=WORKERS, threads=1, pool_size=4)
+    found = capacity(run, think_time=1.0).server
+    assert found is not None and found.limit == "app_workers_busy", found
+    [held] = found.table.loc[found.table["metric"] == "app_workers_busy", "bound"]
+    assert held == 2
+    top = found.time.iloc[0]
+    assert top["metric"] == "pg_statements_seconds_total", found.time
+    assert top["share_of_bound"] >= 0.5, found.time
+    assert "seconds spent per second at the knee: pg_statements_seconds_total" in found.sentence
+
+
 def test_stop_leaves_no_process_and_no_directory(parent: Path) -> None:
     """stop() ends PostgreSQL, gunicorn, its workers and the watchdog and removes the files."""
     stack = start_stack(parent_dir=str(parent), **SMALL)
