@@ -22,13 +22,13 @@ first: a saturated inner resource fills the lines in front of it only later (req
 for the pool inside busy workers, so the workers fill up after the pool). At equal steps a
 queue outranks a bound.
 
-Beside a bound that held, the sentence says where the held units' time went: a rate of
+Beside a bound that held, the sentence says where the held units' time went. A rate of
 seconds spent per second (``*_seconds_total``: ``pg_statements_seconds_total``, a
 process's CPU; not time waiting in a line, ``db_pool_wait_seconds_total``) is how many
-things were busy at once on average, so the largest of them
-at the knee, each at least a tenth of the bound, are compared with it (``time``). Two
-sync app workers held at 2 of 2 while the database's statements took 1.7 s per second
-say the workers spend most of their time waiting for the database.
+things were busy at once on average, so the largest of them at the knee, each at least a
+tenth of the bound, are compared with it (``time``). Two sync app workers held at 2 of 2
+while the database's statements took 1.7 s per second spend most of their time waiting
+for the database.
 """
 
 from __future__ import annotations
